@@ -1,0 +1,88 @@
+#include "core/tensor.h"
+
+#include <cstring>
+#include <sstream>
+
+namespace voxmamba {
+
+std::int64_t shape_numel(const Shape& shape) {
+  std::int64_t count = 1;
+  for (std::int64_t size : shape) count *= size;
+  return count;
+}
+
+std::string shape_string(const Shape& shape) {
+  std::ostringstream out;
+  out << '[';
+  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (std::int64_t size : shape) {
+    if (size < 0) throw Error("negative size in tensor shape " + shape_string(shape));
+  }
+  Tensor tensor;
+  tensor.shape_ = shape;
+  tensor.dtype_ = dtype;
+  tensor.device_ = device;
+  tensor.storage_ = std::make_shared<Storage>(tensor.bytes(), device);
+  return tensor;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor tensor = empty(shape, dtype, device);
+  if (device.is_cpu()) {
+    std::memset(tensor.raw_data(), 0, tensor.bytes());
+  } else {
+    Tensor host = zeros(shape, dtype);
+    return host.to(device);
+  }
+  return tensor;
+}
+
+Tensor Tensor::full(const Shape& shape, float value) {
+  Tensor tensor = empty(shape);
+  float* out = tensor.data<float>();
+  for (std::int64_t i = 0; i < tensor.numel(); ++i) out[i] = value;
+  return tensor;
+}
+
+std::int64_t Tensor::dim(int axis) const {
+  const int r = rank();
+  const int resolved = axis < 0 ? axis + r : axis;
+  if (resolved < 0 || resolved >= r) {
+    throw Error("axis " + std::to_string(axis) + " out of range for shape " + shape_string(shape_));
+  }
+  return shape_[resolved];
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  if (shape_numel(shape) != numel()) {
+    throw Error("cannot reshape " + shape_string(shape_) + " to " + shape_string(shape));
+  }
+  Tensor view = *this;
+  view.shape_ = shape;
+  return view;
+}
+
+Tensor Tensor::clone() const { return to(device_); }
+
+Tensor Tensor::to(Device device) const {
+  Tensor copy = empty(shape_, dtype_, device);
+  if (bytes() == 0) return copy;
+  // The non-CPU side knows how to copy; for CPU to CPU either does.
+  DeviceAllocator& allocator = device_allocator(device.is_cpu() ? device_.type : device.type);
+  allocator.copy(copy.raw_data(), device, raw_data(), device_, bytes());
+  return copy;
+}
+
+void Tensor::check_access(DType requested) const {
+  if (!defined()) throw Error("access to an undefined tensor");
+  if (requested != dtype_) {
+    throw Error(std::string("tensor holds ") + dtype_name(dtype_) + ", accessed as " + dtype_name(requested));
+  }
+}
+
+}  // namespace voxmamba

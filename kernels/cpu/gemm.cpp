@@ -1,0 +1,67 @@
+#include "kernels/cpu/gemm.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "core/thread_pool.h"
+
+#ifdef VOXMAMBA_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace voxmamba::kernels::cpu {
+
+#ifdef VOXMAMBA_HAVE_OPENBLAS
+namespace {
+void use_single_threaded_blas() {
+  // Our pool already splits rows across cores; OpenBLAS threads on top would oversubscribe.
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+}  // namespace
+
+void gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
+          std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
+  if (M == 0 || N == 0) return;
+  use_single_threaded_blas();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
+              static_cast<int>(K), 1.0f, A, static_cast<int>(lda), B, static_cast<int>(ldb),
+              accumulate ? 1.0f : 0.0f, C, static_cast<int>(ldc));
+}
+
+const char* gemm_backend_name() { return "openblas"; }
+#else
+void gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
+          std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
+  // Blocked over K so a panel of B stays in cache; the innermost loop runs over contiguous
+  // columns of B and C and vectorises.
+  constexpr std::int64_t kBlockK = 128;
+  if (!accumulate) {
+    for (std::int64_t m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, 0.0f);
+  }
+  for (std::int64_t k0 = 0; k0 < K; k0 += kBlockK) {
+    const std::int64_t k1 = std::min(K, k0 + kBlockK);
+    for (std::int64_t m = 0; m < M; ++m) {
+      float* c = C + m * ldc;
+      for (std::int64_t k = k0; k < k1; ++k) {
+        const float a = A[m * lda + k];
+        const float* b = B + k * ldb;
+        for (std::int64_t n = 0; n < N; ++n) c[n] += a * b[n];
+      }
+    }
+  }
+}
+
+const char* gemm_backend_name() { return "builtin"; }
+#endif
+
+void parallel_gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
+                   std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
+  // Rows per task: enough work (~1 MFLOP) to amortise the call, never fewer than 16 rows.
+  const std::int64_t grain = std::max<std::int64_t>(16, 500000 / std::max<std::int64_t>(1, N * K));
+  parallel_for(M, grain, [&](std::int64_t begin, std::int64_t end) {
+    gemm(A + begin * lda, B, C + begin * ldc, end - begin, N, K, lda, ldb, ldc, accumulate);
+  });
+}
+
+}  // namespace voxmamba::kernels::cpu

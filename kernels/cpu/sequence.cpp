@@ -1,0 +1,126 @@
+// CPU sequence ops over a volume's tokens. An orientation is applied by index
+// (token_at), never by copying the sequence into another order.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/activation_math.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/vector_exp.h"
+#include "kernels/op_checks.h"
+
+namespace voxmamba::kernels::cpu {
+namespace {
+
+Tensor permute_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume, bool inverse,
+                      const char* op) {
+  check_sequence(x, volume, op);
+  check_f32_cpu(x, op, "input");
+  const std::int64_t N = x.dim(0), L = x.dim(1), F = x.dim(2);
+  Tensor y = Tensor::empty(x.shape());
+  const float* xd = x.data<float>();
+  float* yd = y.data<float>();
+  parallel_for(N * L, 1024, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const std::int64_t n = r / L, i = r % L, t = n * L + token_at(i, order, volume);
+      const std::int64_t from = inverse ? r : t, to = inverse ? t : r;
+      std::memcpy(yd + to * F, xd + from * F, sizeof(float) * F);
+    }
+  });
+  return y;
+}
+
+// Channels scanned together: they share each token's B and C rows and dt computation.
+constexpr std::int64_t kScanChannelBlock = 8;
+constexpr std::int64_t kMaxStates = 64;
+
+}  // namespace
+
+Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
+  return permute_tokens(x, order, volume, false, "reorder_tokens");
+}
+
+Tensor restore_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
+  return permute_tokens(x, order, volume, true, "restore_tokens");
+}
+
+Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, TokenOrder order,
+                     const VolumeShape& volume, bool apply_silu) {
+  check_causal_conv1d_args(x, weight, bias, volume);
+  check_f32_cpu(x, "causal_conv1d", "input");
+  const std::int64_t N = x.dim(0), L = x.dim(1), E = x.dim(2), K = weight.dim(0);
+  Tensor y = Tensor::empty(x.shape());
+  const float* xd = x.data<float>();
+  const float* wd = weight.data<float>();
+  const float* bd = bias.defined() ? bias.data<float>() : nullptr;
+  float* yd = y.data<float>();
+  parallel_for(N * L, 256, [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<float> acc(static_cast<std::size_t>(E));
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const std::int64_t n = r / L, i = r % L;
+      for (std::int64_t e = 0; e < E; ++e) acc[e] = bd ? bd[e] : 0.0f;
+      for (std::int64_t j = 0; j < K; ++j) {
+        const std::int64_t source = i - (K - 1) + j;
+        if (source < 0) continue;  // the causal zero padding before the first token
+        const float* xs = xd + (n * L + token_at(source, order, volume)) * E;
+        const float* wj = wd + j * E;
+        for (std::int64_t e = 0; e < E; ++e) acc[e] += wj[e] * xs[e];
+      }
+      float* out = yd + (n * L + token_at(i, order, volume)) * E;
+      for (std::int64_t e = 0; e < E; ++e) out[e] = apply_silu ? silu_of(acc[e]) : acc[e];
+    }
+  });
+  return y;
+}
+
+Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume) {
+  check_scan_args(in, volume);
+  check_f32_cpu(in.u, "selective_scan", "u");
+  const std::int64_t N = in.u.dim(0), L = in.u.dim(1), E = in.u.dim(2), S = in.A.dim(1);
+  if (S > kMaxStates) throw Error("selective_scan: at most 64 states are supported on the CPU");
+  Tensor y = Tensor::empty(in.u.shape());
+  const float* u = in.u.data<float>();
+  const float* delta = in.delta.data<float>();
+  const float* delta_bias = in.delta_bias.data<float>();
+  const float* A = in.A.data<float>();
+  const float* B = in.B.data<float>();
+  const float* C = in.C.data<float>();
+  const float* D = in.D.data<float>();
+  float* yd = y.data<float>();
+  const std::int64_t blocks_per_sample = (E + kScanChannelBlock - 1) / kScanChannelBlock;
+  // Each task walks the whole sequence for a block of channels of one sample: the
+  // recurrence is sequential in i, independent across (n, e).
+  parallel_for(N * blocks_per_sample, 1, [&](std::int64_t t0, std::int64_t t1) {
+    float h[kScanChannelBlock][kMaxStates];
+    float decay[kMaxStates];
+    for (std::int64_t task = t0; task < t1; ++task) {
+      const std::int64_t n = task / blocks_per_sample;
+      const std::int64_t e0 = (task % blocks_per_sample) * kScanChannelBlock;
+      const std::int64_t e1 = std::min(E, e0 + kScanChannelBlock);
+      for (auto& row : h) std::fill(row, row + S, 0.0f);
+      for (std::int64_t i = 0; i < L; ++i) {
+        const std::int64_t token = n * L + token_at(i, order, volume);
+        const float* b_row = B + token * S;
+        const float* c_row = C + token * S;
+        for (std::int64_t e = e0; e < e1; ++e) {
+          const float x = u[token * E + e];
+          const float dt = softplus_of(delta[token * E + e] + delta_bias[e]);
+          const float* a_row = A + e * S;
+          float* state = h[e - e0];
+          for (std::int64_t s = 0; s < S; ++s) decay[s] = vector_exp(dt * a_row[s]);
+          float out = 0.0f;
+          const float dt_x = dt * x;
+          for (std::int64_t s = 0; s < S; ++s) {
+            state[s] = decay[s] * state[s] + dt_x * b_row[s];
+            out += c_row[s] * state[s];
+          }
+          yd[token * E + e] = out + D[e] * x;
+        }
+      }
+    }
+  });
+  return y;
+}
+
+}  // namespace voxmamba::kernels::cpu

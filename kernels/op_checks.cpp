@@ -1,0 +1,140 @@
+#include "kernels/op_checks.h"
+
+namespace voxmamba::kernels {
+namespace {
+[[noreturn]] void fail(const char* op, const std::string& message) {
+  throw Error(std::string(op) + ": " + message);
+}
+}  // namespace
+
+std::int64_t conv_output_size(std::int64_t in, const ConvParams& p) {
+  return (in + 2 * p.padding - p.dilation * (p.kernel - 1) - 1) / p.stride + 1;
+}
+
+void check_rank(const Tensor& x, int rank, const char* op, const char* what) {
+  if (!x.defined()) fail(op, std::string(what) + " is missing");
+  if (x.rank() != rank) {
+    fail(op, std::string(what) + " must have rank " + std::to_string(rank) + ", got " + shape_string(x.shape()));
+  }
+}
+
+void check_f32_cpu(const Tensor& x, const char* op, const char* what) {
+  if (!x.defined()) return;
+  if (x.dtype() != DType::f32) fail(op, std::string(what) + " must be float32, got " + dtype_name(x.dtype()));
+  if (!x.device().is_cpu()) fail(op, std::string(what) + " must be on the CPU");
+}
+
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
+  if (a.shape() != b.shape()) {
+    fail(op, "shapes differ: " + shape_string(a.shape()) + " and " + shape_string(b.shape()));
+  }
+}
+
+void check_vector(const Tensor& v, std::int64_t size, const char* op, const char* what) {
+  if (!v.defined()) return;
+  if (v.rank() != 1 || v.dim(0) != size) {
+    fail(op, std::string(what) + " must be [" + std::to_string(size) + "], got " + shape_string(v.shape()));
+  }
+}
+
+Shape conv3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
+  const char* op = "conv3d";
+  check_rank(x, 5, op, "input");
+  check_rank(weight, 3, op, "weight");
+  if (p.kernel < 1 || p.stride < 1 || p.dilation < 1 || p.padding < 0 || p.groups < 1) {
+    fail(op, "invalid kernel/stride/dilation/padding/groups");
+  }
+  const std::int64_t cin = x.dim(4), cout = weight.dim(2);
+  const std::int64_t taps = static_cast<std::int64_t>(p.kernel) * p.kernel * p.kernel;
+  if (cin % p.groups != 0 || cout % p.groups != 0) fail(op, "channels not divisible by groups");
+  if (weight.dim(0) != taps || weight.dim(1) != cin / p.groups) {
+    fail(op, "weight " + shape_string(weight.shape()) + " does not fit kernel " + std::to_string(p.kernel) +
+                 " and " + std::to_string(cin) + " input channels");
+  }
+  check_vector(bias, cout, op, "bias");
+  Shape out = {x.dim(0), 0, 0, 0, cout};
+  for (int axis = 1; axis <= 3; ++axis) {
+    out[axis] = conv_output_size(x.dim(axis), p);
+    if (out[axis] < 1) fail(op, "input " + shape_string(x.shape()) + " is smaller than the kernel");
+  }
+  return out;
+}
+
+Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const char* op = "conv_transpose3d";
+  check_rank(x, 5, op, "input");
+  check_rank(weight, 3, op, "weight");
+  if (weight.dim(0) != x.dim(4) || weight.dim(1) != 8) {
+    fail(op, "weight " + shape_string(weight.shape()) + " does not fit input " + shape_string(x.shape()));
+  }
+  check_vector(bias, weight.dim(2), op, "bias");
+  return {x.dim(0), 2 * x.dim(1), 2 * x.dim(2), 2 * x.dim(3), weight.dim(2)};
+}
+
+void check_deform_args(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
+                       int kernel, int dilation) {
+  const char* op = "deform_dwconv3d";
+  check_rank(x, 5, op, "input");
+  check_rank(offsets, 5, op, "offsets");
+  check_rank(weight, 2, op, "weight");
+  if (kernel < 1 || kernel % 2 == 0 || dilation < 1) fail(op, "kernel must be odd and dilation positive");
+  const std::int64_t taps = static_cast<std::int64_t>(kernel) * kernel * kernel;
+  for (int axis = 0; axis < 4; ++axis) {
+    if (offsets.dim(axis) != x.dim(axis)) fail(op, "offsets and input differ in N, D, H or W");
+  }
+  if (offsets.dim(4) != 3 * taps) fail(op, "offsets must have 3*K^3 = " + std::to_string(3 * taps) + " channels");
+  if (weight.dim(0) != taps || weight.dim(1) != x.dim(4)) {
+    fail(op, "weight " + shape_string(weight.shape()) + " does not fit kernel and channels");
+  }
+  check_vector(bias, x.dim(4), op, "bias");
+}
+
+Shape linear_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const char* op = "linear";
+  if (!x.defined() || x.rank() < 1) fail(op, "input is missing");
+  check_rank(weight, 2, op, "weight");
+  if (weight.dim(0) != x.dim(-1)) {
+    fail(op, "weight " + shape_string(weight.shape()) + " does not fit input " + shape_string(x.shape()));
+  }
+  check_vector(bias, weight.dim(1), op, "bias");
+  Shape out = x.shape();
+  out.back() = weight.dim(1);
+  return out;
+}
+
+void check_sequence(const Tensor& x, const VolumeShape& volume, const char* op) {
+  check_rank(x, 3, op, "sequence");
+  if (x.dim(1) != volume.tokens()) {
+    fail(op, "sequence of " + std::to_string(x.dim(1)) + " tokens does not match the volume's " +
+                 std::to_string(volume.tokens()));
+  }
+}
+
+void check_causal_conv1d_args(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                              const VolumeShape& volume) {
+  const char* op = "causal_conv1d";
+  check_sequence(x, volume, op);
+  check_rank(weight, 2, op, "weight");
+  if (weight.dim(1) != x.dim(2)) fail(op, "weight channels differ from the input's");
+  check_vector(bias, x.dim(2), op, "bias");
+}
+
+void check_scan_args(const ScanInputs& in, const VolumeShape& volume) {
+  const char* op = "selective_scan";
+  check_sequence(in.u, volume, op);
+  check_same_shape(in.u, in.delta, op);
+  check_rank(in.A, 2, op, "A");
+  const std::int64_t channels = in.u.dim(2), states = in.A.dim(1);
+  if (in.A.dim(0) != channels) fail(op, "A must be [E, S]");
+  check_sequence(in.B, volume, op);
+  check_sequence(in.C, volume, op);
+  if (in.B.dim(2) != states || in.C.dim(2) != states || in.B.dim(0) != in.u.dim(0) ||
+      in.C.dim(0) != in.u.dim(0)) {
+    fail(op, "B and C must be [N, L, S]");
+  }
+  if (!in.delta_bias.defined() || !in.D.defined()) fail(op, "delta_bias and D are required");
+  check_vector(in.delta_bias, channels, op, "delta_bias");
+  check_vector(in.D, channels, op, "D");
+}
+
+}  // namespace voxmamba::kernels

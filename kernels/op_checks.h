@@ -1,0 +1,25 @@
+#pragma once
+// Argument checks and output shapes shared by every backend, so that the reference, the
+// CPU and the CUDA version of an op reject the same inputs with the same message.
+#include <string>
+
+#include "kernels/ops.h"
+
+namespace voxmamba::kernels {
+
+void check_rank(const Tensor& x, int rank, const char* op, const char* what);
+void check_f32_cpu(const Tensor& x, const char* op, const char* what);
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op);
+void check_vector(const Tensor& v, std::int64_t size, const char* op, const char* what);  // [size], or undefined
+
+Shape conv3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p);
+Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias);
+void check_deform_args(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
+                       int kernel, int dilation);
+Shape linear_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias);
+void check_sequence(const Tensor& x, const VolumeShape& volume, const char* op);
+void check_causal_conv1d_args(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                              const VolumeShape& volume);
+void check_scan_args(const ScanInputs& in, const VolumeShape& volume);
+
+}  // namespace voxmamba::kernels

@@ -1,0 +1,155 @@
+#pragma once
+// Every numeric op of the engine, declared once. Each op is defined by its plain-loop
+// version in kernels/reference/, implemented for the CPU in kernels/cpu/ (and for CUDA in
+// kernels/cuda/ as that backend grows), and dispatched here by the input's device.
+//
+// Conventions: activations are channels-last (N D H W C; sequences N L E with
+// L = D*H*W in token order t = (d*H + h)*W + w). Weights are in the engine's packed layout,
+// which models/ derives from the PyTorch layout of network.md at load time; each
+// declaration names its layout. An undefined Tensor passed as a bias means "no bias".
+#include <array>
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace voxmamba::kernels {
+
+enum class Op : int {
+  Conv3d,
+  ConvTranspose3d,
+  DeformDepthwiseConv3d,
+  LayerNorm,
+  InstanceNorm,
+  Gelu,
+  Silu,
+  LeakyRelu,
+  Softplus,
+  Linear,
+  CausalConv1d,
+  SelectiveScan,
+  ReorderTokens,
+  RestoreTokens,
+  Add,
+  Mul,
+  ConcatChannels,
+  Softmax,
+  Argmax,
+  Count
+};
+
+inline constexpr std::array<const char*, static_cast<int>(Op::Count)> kOpNames = {
+    "conv3d",    "conv_transpose3d", "deform_dwconv3d", "layer_norm", "instance_norm",
+    "gelu",      "silu",             "leaky_relu",      "softplus",   "linear",
+    "causal_conv1d", "selective_scan", "reorder_tokens", "restore_tokens", "add",
+    "mul",       "concat_channels",  "softmax",         "argmax"};
+// A new op that misses the name table fails here, not at run time.
+static_assert(kOpNames.size() == static_cast<std::size_t>(Op::Count), "every Op needs a name");
+
+inline const char* op_name(Op op) { return kOpNames[static_cast<int>(op)]; }
+
+// ---- convolutions -------------------------------------------------------------------
+
+struct ConvParams {
+  int kernel = 1;  // cubic kernels only: K x K x K
+  int stride = 1;
+  int padding = 0;
+  int dilation = 1;
+  int groups = 1;
+};
+
+// out size per axis: (in + 2*padding - dilation*(kernel-1) - 1) / stride + 1
+std::int64_t conv_output_size(std::int64_t in, const ConvParams& params);
+
+// x [N,D,H,W,Cin], weight [K*K*K, Cin/groups, Cout] (tap-major, taps in d,h,w raster order),
+// bias [Cout] -> [N,Do,Ho,Wo,Cout]. Output channel o belongs to group o / (Cout/groups).
+Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& params);
+
+// Transposed conv with kernel 2, stride 2: x [N,D,H,W,Cin], weight [Cin, 8, Cout] (the 8
+// sub-voxel positions in d,h,w raster order) -> [N,2D,2H,2W,Cout]. Each input voxel writes
+// its own 2x2x2 block, so this is one GEMM and a scatter.
+Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// Deformable depthwise conv of network.md, same-size output:
+//   y[p,c] = b[c] + sum_k w[k,c] * trilinear(x[.,c], p + dilation*t_k + offsets[p,k,:])
+// x [N,D,H,W,C], offsets [N,D,H,W,K*K*K*3] (channel 3*k + axis, axis 0=d 1=h 2=w, in voxels),
+// weight [K*K*K, C], bias [C]. t_k runs from -(K-1)/2 to (K-1)/2 per axis in raster order;
+// samples outside the volume read zero.
+Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
+                       int kernel, int dilation);
+
+// ---- normalisation and activations ----------------------------------------------------
+
+// Over the last axis (channels), per token: (x - mean) / sqrt(var + eps) * gamma + beta.
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+// Over D,H,W per sample and channel, biased variance, with affine gamma/beta [C].
+Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+
+Tensor gelu(const Tensor& x);  // exact: 0.5 x (1 + erf(x / sqrt 2))
+Tensor silu(const Tensor& x);  // x * sigmoid(x)
+Tensor leaky_relu(const Tensor& x, float slope);
+Tensor softplus(const Tensor& x);  // log(1 + e^x), and x itself above 20 as PyTorch does
+
+// ---- dense algebra --------------------------------------------------------------------
+
+// x [..., In], weight [In, Out], bias [Out] -> [..., Out]. Pointwise convs are this op.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// ---- sequences over a volume's voxels ---------------------------------------------------
+
+// The three orientations of the Mamba block. A sequence position i of an orientation visits
+// token token_at(i): fwd i; bwd L-1-i; slice: every (h, w) through all d, i = (h*W + w)*D + d.
+enum class TokenOrder { Forward, Backward, Slice };
+inline constexpr std::array<TokenOrder, 3> kTokenOrders = {TokenOrder::Forward, TokenOrder::Backward,
+                                                           TokenOrder::Slice};
+const char* token_order_name(TokenOrder order);  // "fwd", "bwd", "slice" as in network.md
+
+struct VolumeShape {
+  std::int64_t depth = 1, height = 1, width = 1;
+  std::int64_t tokens() const { return depth * height * width; }
+};
+
+// Token index visited at sequence position i.
+inline std::int64_t token_at(std::int64_t i, TokenOrder order, const VolumeShape& volume) {
+  switch (order) {
+    case TokenOrder::Forward: return i;
+    case TokenOrder::Backward: return volume.tokens() - 1 - i;
+    case TokenOrder::Slice: {
+      const std::int64_t d = i % volume.depth, hw = i / volume.depth;
+      return d * volume.height * volume.width + hw;
+    }
+  }
+  return i;
+}
+
+// x [N,L,F] in token order -> [N,L,F] in `order`'s sequence order, and back.
+Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
+Tensor restore_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
+
+// Causal depthwise conv along `order`'s sequence, d_conv-1 zeros before its first token:
+//   y[i,e] = b[e] + sum_j w[j,e] * x[i - (K-1) + j, e]   (i, i-... are sequence positions)
+// x [N,L,E] and y in token order (the orientation is applied by index, not by copy),
+// weight [K, E], bias [E]; SiLU applied to y when `apply_silu`.
+Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, TokenOrder order,
+                     const VolumeShape& volume, bool apply_silu);
+
+// Selective scan (Mamba, Gu & Dao 2023, eq. 2a/2b with ZOH-simplified B) along `order`:
+//   dt_i = softplus(delta[i,e] + delta_bias[e])
+//   h_i[e,s] = exp(dt_i A[e,s]) h_{i-1}[e,s] + dt_i B[i,s] u[i,e],  h_{-1} = 0
+//   y[i,e] = sum_s C[i,s] h_i[e,s] + D[e] u[i,e]
+// u, delta [N,L,E]; B, C [N,L,S]; A [E,S] (already -exp(A_log)); delta_bias, D [E].
+// All tensors and y are in token order.
+struct ScanInputs {
+  Tensor u, delta, delta_bias, A, B, C, D;
+};
+Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume);
+
+// ---- elementwise and reductions ---------------------------------------------------------
+
+Tensor add(const Tensor& a, const Tensor& b);  // same shapes
+Tensor mul(const Tensor& a, const Tensor& b);  // same shapes
+// Concatenation along the last axis: [..., Ca] ++ [..., Cb] -> [..., Ca+Cb].
+Tensor concat_channels(const Tensor& a, const Tensor& b);
+Tensor softmax(const Tensor& x);  // over the last axis
+Tensor argmax(const Tensor& x);   // over the last axis -> int32, first maximum wins
+
+}  // namespace voxmamba::kernels

@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""Quick CPU self-tests of the PyTorch twin (tools/voxmamba_twin.py). Runs in well under a minute.
+
+    /usr/bin/python3 tools/selftest_twin.py
+
+Prints one line per test and exits non-zero if any fails.
+"""
+
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import voxmamba_twin as twin  # noqa: E402
+
+torch.set_num_threads(1)
+RESULTS = []
+
+
+def check(name, ok, detail=""):
+    RESULTS.append(bool(ok))
+    print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f": {detail}" if detail else ""), flush=True)
+
+
+def test_parameter_counts():
+    for name, expected in (("small", 14_522_019), ("base", 60_381_027)):
+        n = twin.count_parameters(twin.VoxMambaNet(twin.config_preset(name, 3)))
+        check(f"parameter count {name} (3 classes)", n == expected, f"{n:,} (expected {expected:,})")
+
+
+def _perturb(model, seed=1):
+    """Give zero-initialised offset heads small random values so that the deformable path is exercised."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if ".offset.pw." in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+def test_hdf5_round_trip():
+    import h5py
+    cfg = twin.config_preset("small", 3)
+    full_cfg = dict(cfg, labels=["background", "a", "b"], patch_size=[16, 16, 16])
+    model = twin.build_model(cfg, seed=0).eval()
+    _perturb(model)
+    x = torch.randn(1, 16, 16, 16, 1, generator=torch.Generator().manual_seed(2))
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.h5")
+        twin.save_hdf5(model, full_cfg, path)
+        with h5py.File(path, "r") as f:
+            attr_ok = isinstance(f.attrs["config"], str) and "encoder" in f and isinstance(f["encoder"], h5py.Group)
+            dt = {f[n].dtype for n in twin.parameter_shapes(model)}
+        loaded, lcfg = twin.load_hdf5(path)
+        same_params = all(torch.equal(p, q) for (n, p), (m, q) in
+                          zip(model.named_parameters(), loaded.named_parameters()) if n == m)
+        same_names = [n for n, _ in model.named_parameters()] == [n for n, _ in loaded.named_parameters()]
+        with torch.no_grad():
+            y0 = model(x)
+            y1 = loaded(x)
+        check("save_hdf5 -> load_hdf5: config, names, float32 datasets, identical parameters",
+              lcfg == full_cfg and attr_ok and dt == {np.dtype("float32")} and same_params and same_names,
+              f"{len(twin.parameter_shapes(model))} datasets")
+        check("save_hdf5 -> load_hdf5: identical outputs", torch.equal(y0, y1),
+              f"max |diff| {float((y0 - y1).abs().max()):.3g}, max |y| {float(y0.abs().max()):.3g}")
+
+        # config attribute as fixed-length bytes and as a 1-element array of bytes
+        ok = True
+        for variant in ("bytes", "array"):
+            with h5py.File(path, "a") as f:
+                s = json.dumps(full_cfg).encode()
+                del f.attrs["config"]
+                if variant == "bytes":
+                    f.attrs["config"] = np.bytes_(s)
+                else:
+                    f.attrs["config"] = np.array([s])
+            _, c = twin.load_hdf5(path)
+            ok = ok and c == full_cfg
+        check("load_hdf5 accepts config as fixed-length bytes / 1-element array", ok)
+
+        # strictness: missing, extra, mis-shaped tensors are errors naming them
+        msgs = []
+        name = "encoder/stages/2/blocks/0/mamba/slice/A_log"
+        for mode in ("missing", "extra", "shape"):
+            p2 = os.path.join(d, f"{mode}.h5")
+            twin.save_hdf5(model, full_cfg, p2)
+            with h5py.File(p2, "a") as f:
+                if mode == "missing":
+                    del f[name]
+                elif mode == "extra":
+                    f.create_dataset("decoder/head/extra/weight", data=np.zeros(3, np.float32))
+                else:
+                    del f[name]
+                    f.create_dataset(name, data=np.zeros((3, 4), np.float32))
+            try:
+                twin.load_hdf5(p2)
+                msgs.append(None)
+            except ValueError as e:
+                msgs.append(str(e))
+        ok = (msgs[0] is not None and name in msgs[0] and "missing" in msgs[0]
+              and msgs[1] is not None and "decoder/head/extra/weight" in msgs[1]
+              and msgs[2] is not None and name in msgs[2] and "shape" in msgs[2])
+        check("load_hdf5 rejects missing / extra / mis-shaped tensors by name", ok,
+              "; ".join(m.split(": ", 1)[-1] if m else "NO ERROR" for m in msgs))
+
+
+def test_scan_direct():
+    g = torch.Generator().manual_seed(3)
+    N, L, E, S = 2, 37, 5, 4
+    u = torch.randn(N, L, E, generator=g)
+    delta = F.softplus(torch.randn(N, L, E, generator=g))
+    A = -torch.exp(torch.randn(E, S, generator=g) * 0.5)
+    B = torch.randn(N, L, S, generator=g)
+    C = torch.randn(N, L, S, generator=g)
+    D = torch.randn(E, generator=g)
+    ref = twin.selective_scan_reference(u, delta, A, B, C, D)                  # float64 inside, fp32 out
+    ref64 = twin.selective_scan_reference(u.double(), delta.double(), A.double(), B.double(), C.double(),
+                                          D.double())
+    with torch.no_grad():
+        par = twin.selective_scan(u, delta, A, B, C, D)
+        par_chunked = twin.selective_scan(u, delta, A, B, C, D, max_elements=N * L * S * 2)  # chunks over E
+    par64 = twin.selective_scan(u.double(), delta.double(), A.double(), B.double(), C.double(), D.double(),
+                                dtype=torch.float64)
+    # functional (autograd) path
+    ug = u.clone().requires_grad_(True)
+    par_grad = twin.selective_scan(ug, delta, A, B, C, D)
+    par_grad.sum().backward()
+    scale = float(ref.abs().max())
+    e32 = float((par - ref).abs().max()) / scale
+    e64 = float((par64 - ref64).abs().max()) / scale
+    ec = float((par_chunked - par).abs().max())
+    eg = float((par_grad.detach() - par).abs().max())
+    check("parallel scan == sequential reference (direct)",
+          e32 < 1e-5 and e64 < 1e-12 and ec < 1e-6 and eg < 1e-6 and ug.grad is not None,
+          f"rel err fp32 {e32:.2e}, fp64 {e64:.2e}; E-chunked vs whole {ec:.1e}; autograd path {eg:.1e}")
+
+
+def _mamba_block_reference(m, x):
+    """MambaToM from network.md with explicit index permutations, an explicit causal conv loop and the
+    sequential scan (float64)."""
+    x = x.double()
+    N, C, D, H, W = x.shape
+    L = D * H * W
+    E = m.inner
+    tok = torch.empty(N, L, C, dtype=torch.float64)
+    for d, h, w in itertools.product(range(D), range(H), range(W)):
+        tok[:, (d * H + h) * W + w] = x[:, :, d, h, w]
+    tok = F.layer_norm(tok, (C,), m.norm.weight.double(), m.norm.bias.double(), 1e-5)
+    xz = tok @ m.in_proj.weight.double().t()
+    xi, z = xz[..., :E], xz[..., E:]
+    orders = {"fwd": list(range(L)), "bwd": list(range(L - 1, -1, -1)), "slice": [0] * L}
+    for h, w, d in itertools.product(range(H), range(W), range(D)):
+        orders["slice"][(h * W + w) * D + d] = (d * H + h) * W + w
+    y = torch.zeros(N, L, E, dtype=torch.float64)
+    for o, perm in orders.items():
+        s = getattr(m, o)
+        u = xi[:, perm]                                           # u[:, pos] = xi[:, token at pos]
+        k = s.d_conv
+        wc, bc = s.conv1d.weight.double()[:, 0], s.conv1d.bias.double()
+        cu = torch.zeros_like(u) + bc
+        for t in range(L):
+            for j in range(k):
+                src = t - (k - 1) + j
+                if src >= 0:
+                    cu[:, t] += wc[:, j] * u[:, src]
+        cu = F.silu(cu)
+        dbl = cu @ s.x_proj.weight.double().t()
+        R, S = s.dt_rank, s.d_state
+        dt_in, Bm, Cm = dbl[..., :R], dbl[..., R:R + S], dbl[..., R + S:]
+        delta = F.softplus(dt_in @ s.dt_proj.weight.double().t() + s.dt_proj.bias.double())
+        yo = twin.selective_scan_reference(cu, delta, -torch.exp(s.A_log.double()), Bm, Cm, s.D.double())
+        back = torch.zeros_like(yo)
+        back[:, perm] = yo
+        y = y + back
+    y = y * F.silu(z)
+    out = y @ m.out_proj.weight.double().t()
+    res = torch.empty(N, C, D, H, W, dtype=torch.float64)
+    for d, h, w in itertools.product(range(D), range(H), range(W)):
+        res[:, :, d, h, w] = out[:, (d * H + h) * W + w]
+    return res
+
+
+def test_scan_block():
+    torch.manual_seed(4)
+    m = twin.MambaToM(channels=8, d_state=4, d_conv=4, expand=2)
+    with torch.no_grad():                       # make the three orientations differ
+        for o in twin.ORIENTATIONS:
+            s = getattr(m, o)
+            s.A_log.add_(torch.randn_like(s.A_log) * 0.3)
+            s.D.add_(torch.randn_like(s.D) * 0.3)
+    x = torch.randn(2, 8, 3, 4, 5)
+    with torch.no_grad():
+        y = m(x)
+    ref = _mamba_block_reference(m, x)
+    err = float((y.double() - ref).abs().max()) / float(ref.abs().max())
+    # each orientation on its own must also match, to catch compensating order bugs
+    per = []
+    for o in twin.ORIENTATIONS:
+        others = [p for p in twin.ORIENTATIONS if p != o]
+        saved = {p: getattr(m, p).D.detach().clone() for p in others}
+        # zeroing x_proj and D of the other orientations makes their contribution exactly zero
+        saved_x = {p: getattr(m, p).x_proj.weight.detach().clone() for p in others}
+        with torch.no_grad():
+            for p in others:
+                getattr(m, p).D.zero_()
+                getattr(m, p).x_proj.weight.zero_()
+            yo = m(x)
+        ro = _mamba_block_reference(m, x)
+        per.append(float((yo.double() - ro).abs().max()) / float(ro.abs().max()))
+        with torch.no_grad():
+            for p in others:
+                getattr(m, p).D.copy_(saved[p])
+                getattr(m, p).x_proj.weight.copy_(saved_x[p])
+    ok = err < 1e-5 and all(e < 1e-5 for e in per)
+    check("Mamba block (fwd+bwd+slice, causal conv, x_proj split) == sequential reference", ok,
+          f"rel err all {err:.2e}; " + ", ".join(f"{o} only {e:.2e}" for o, e in zip(twin.ORIENTATIONS, per)))
+
+
+def _dw_plain(u, w, b, dil):
+    K = w.shape[-1]
+    return F.conv3d(u, w, b, padding=dil * (K - 1) // 2, dilation=dil, groups=u.shape[1])
+
+
+def test_deform_zero_offsets():
+    g = torch.Generator().manual_seed(5)
+    errs = []
+    for shape, K, dil in (((1, 3, 6, 5, 7), 5, 1), ((2, 2, 9, 4, 6), 7, 3), ((1, 2, 1, 4, 5), 5, 1),
+                          ((1, 2, 3, 1, 1), 7, 3)):
+        u = torch.randn(*shape, generator=g)
+        w = torch.randn(shape[1], 1, K, K, K, generator=g)
+        b = torch.randn(shape[1], generator=g)
+        off = torch.zeros(shape[0], 3 * K ** 3, *shape[2:])
+        y = twin.deform_dwconv3d(u, off, w, b, dil)
+        yc = twin.deform_dwconv3d(u, off, w, b, dil, max_elements=u.numel() * 7)   # chunked over taps
+        r = _dw_plain(u, w, b, dil)
+        errs.append(max(float((y - r).abs().max()), float((yc - r).abs().max())) / float(r.abs().max()))
+    # also through the module: an untrained deformable DWConv equals the plain one
+    torch.manual_seed(6)
+    m = twin.DWConv(3, 7, 3, deformable=True)
+    u = torch.randn(1, 3, 5, 6, 7)
+    with torch.no_grad():
+        em = float((m(u) - _dw_plain(u, m.weight, m.bias, 3)).abs().max())
+    ok = all(e < 1e-5 for e in errs) and em < 1e-4
+    check("deformable conv, zero offsets == depthwise F.conv3d (incl. size-1 axes, tap chunking)", ok,
+          "rel errs " + ", ".join(f"{e:.1e}" for e in errs) + f"; untrained module {em:.1e}")
+
+
+def test_deform_integer_shift():
+    g = torch.Generator().manual_seed(7)
+    shift = (1, 0, -1)                                 # (d, h, w) voxels, for every tap
+    errs = []
+    for shape, K, dil in (((1, 3, 6, 5, 7), 5, 1), ((1, 2, 8, 5, 6), 7, 3)):
+        N, C, D, H, W = shape
+        u = torch.randn(*shape, generator=g)
+        w = torch.randn(C, 1, K, K, K, generator=g)
+        b = torch.randn(C, generator=g)
+        K3 = K ** 3
+        off = torch.tensor(shift, dtype=torch.float32).repeat(K3).view(1, 3 * K3, 1, 1, 1)
+        off = off.expand(N, 3 * K3, D, H, W).contiguous()    # channel 3*k + a = shift[a]
+        y = twin.deform_dwconv3d(u, off, w, b, dil)
+        # reference: plain conv of the input shifted by `shift` with zero fill, on a padded canvas so that
+        # samples outside the original volume read zero exactly as in the deformable conv
+        M = dil * (K - 1) // 2 + 1
+        U = F.pad(u, (M, M, M, M, M, M))
+        Us = torch.roll(U, shifts=tuple(-s for s in shift), dims=(2, 3, 4))   # Us[q] = U[q + shift]
+        r = _dw_plain(Us, w, b, dil)[:, :, M:M + D, M:M + H, M:M + W]
+        errs.append(float((y - r).abs().max()) / float(r.abs().max()))
+    # and the axis meaning of the layout: a shift of +1 along d of a single tap of a delta kernel
+    K = 5
+    u = torch.randn(1, 1, 6, 6, 6, generator=g)
+    w = torch.zeros(1, 1, K, K, K)
+    w[0, 0, 2, 2, 2] = 1.0                             # centre tap, k = 62
+    k = (2 * K + 2) * K + 2
+    ok_axes = True
+    for a in range(3):
+        off = torch.zeros(1, 3 * K ** 3, 6, 6, 6)
+        off[:, 3 * k + a] = 1.0
+        y = twin.deform_dwconv3d(u, off, w, None, 1)
+        sl = [slice(None)] * 5
+        sl[2 + a] = slice(0, 5)
+        sr = [slice(None)] * 5
+        sr[2 + a] = slice(1, 6)
+        ok_axes = ok_axes and float((y[tuple(sl)] - u[tuple(sr)]).abs().max()) < 1e-5
+    ok = all(e < 1e-5 for e in errs) and ok_axes
+    check("deformable conv, offsets (1,0,-1) on all taps == depthwise conv of the shifted input", ok,
+          "rel errs " + ", ".join(f"{e:.1e}" for e in errs) + f"; channel 3k+a moves axis a (d,h,w): {ok_axes}")
+
+
+def test_deform_fractional():
+    """Fractional offsets against a direct evaluation of network.md's trilinear formula."""
+    g = torch.Generator().manual_seed(8)
+    N, C, D, H, W, K, dil = 1, 2, 3, 1, 4, 3, 2
+    u = torch.randn(N, C, D, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(C, 1, K, K, K, generator=g, dtype=torch.float64)
+    b = torch.randn(C, generator=g, dtype=torch.float64)
+    K3 = K ** 3
+    off = (torch.rand(N, 3 * K3, D, H, W, generator=g, dtype=torch.float64) - 0.5) * 3.0
+    y = twin.deform_dwconv3d(u, off, w, b, dil)
+    size = (D, H, W)
+
+    def read(c, q):
+        if all(0 <= q[a] < size[a] for a in range(3)):
+            return float(u[0, c, q[0], q[1], q[2]])
+        return 0.0
+
+    ref = torch.zeros_like(y)
+    for c, d, h, x in itertools.product(range(C), range(D), range(H), range(W)):
+        acc = float(b[c])
+        for k, (kd, kh, kw) in enumerate(itertools.product(range(K), repeat=3)):
+            p = [d + dil * (kd - 1) + float(off[0, 3 * k + 0, d, h, x]),
+                 h + dil * (kh - 1) + float(off[0, 3 * k + 1, d, h, x]),
+                 x + dil * (kw - 1) + float(off[0, 3 * k + 2, d, h, x])]
+            f0 = [math.floor(v) for v in p]
+            fr = [v - f for v, f in zip(p, f0)]
+            s = 0.0
+            for corner in itertools.product((0, 1), repeat=3):
+                wt = 1.0
+                for a in range(3):
+                    wt *= fr[a] if corner[a] else 1.0 - fr[a]
+                s += wt * read(c, [f0[a] + corner[a] for a in range(3)])
+            acc += float(w[c, 0, kd, kh, kw]) * s
+        ref[0, c, d, h, x] = acc
+    err = float((y - ref).abs().max())
+    check("deformable conv, fractional offsets (size-1 axis) == direct trilinear formula", err < 1e-10,
+          f"max abs err {err:.1e} (float64)")
+
+
+def test_forward_small():
+    torch.manual_seed(9)
+    model = twin.VoxMambaNet(twin.config_preset("small", 3)).eval()
+    _perturb(model)
+    x = torch.randn(1, 16, 16, 16, 1)
+    t = time.time()
+    with torch.no_grad():
+        y = model(x)
+    dt = time.time() - t
+    check("forward small 1x16x16x16x1", tuple(y.shape) == (1, 16, 16, 16, 3) and bool(torch.isfinite(y).all()),
+          f"shape {tuple(y.shape)}, std {float(y.std()):.3g}, {dt:.2f} s")
+
+
+def main():
+    t0 = time.time()
+    print(f"torch {torch.__version__}, numpy {np.__version__}, threads {torch.get_num_threads()}")
+    for test in (test_parameter_counts, test_scan_direct, test_scan_block, test_deform_zero_offsets,
+                 test_deform_integer_shift, test_deform_fractional, test_forward_small, test_hdf5_round_trip):
+        try:
+            test()
+        except Exception as e:  # a crash is a failure of that test
+            import traceback
+            traceback.print_exc()
+            check(test.__name__, False, f"{type(e).__name__}: {e}")
+    n_fail = RESULTS.count(False)
+    print(f"{len(RESULTS) - n_fail}/{len(RESULTS)} passed in {time.time() - t0:.1f} s")
+    return 1 if n_fail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
