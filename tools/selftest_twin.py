@@ -142,6 +142,7 @@ def test_scan_direct():
           f"rel err fp32 {e32:.2e}, fp64 {e64:.2e}; E-chunked vs whole {ec:.1e}; autograd path {eg:.1e}")
 
 
+@torch.no_grad()
 def _mamba_block_reference(m, x):
     """MambaToM from network.md with explicit index permutations, an explicit causal conv loop and the
     sequential scan (float64)."""

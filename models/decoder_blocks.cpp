@@ -1,0 +1,39 @@
+#include "models/decoder_blocks.h"
+
+namespace voxmamba::models {
+namespace {
+constexpr float kLeakySlope = 0.01f;
+const kernels::ConvParams kConv3{3, 1, 1, 1, 1};
+}  // namespace
+
+ResBlock ResBlock::load(const ParameterReader& reader) {
+  ResBlock block;
+  block.conv1 = Conv3dLayer::load(reader.child("conv1"), kConv3, false);
+  block.conv2 = Conv3dLayer::load(reader.child("conv2"), kConv3, false);
+  block.norm1 = NormLayer::load(reader.child("norm1"));
+  block.norm2 = NormLayer::load(reader.child("norm2"));
+  block.has_skip = reader.has("skip/conv/weight");
+  if (block.has_skip) {
+    block.skip_conv = LinearLayer::load(reader.child("skip/conv"), false);
+    block.skip_norm = NormLayer::load(reader.child("skip/norm"));
+  }
+  return block;
+}
+
+Tensor ResBlock::forward(const Tensor& x) const {
+  Tensor main = kernels::leaky_relu(norm1.instance_norm(conv1.forward(x)), kLeakySlope);
+  main = norm2.instance_norm(conv2.forward(main));
+  const Tensor skip = has_skip ? skip_norm.instance_norm(skip_conv.forward(x)) : x;
+  return kernels::leaky_relu(kernels::add(main, skip), kLeakySlope);
+}
+
+UpBlock UpBlock::load(const ParameterReader& reader) {
+  return {pack_conv_transpose_weight(reader.get("up/weight")), ResBlock::load(reader.child("res"))};
+}
+
+Tensor UpBlock::forward(const Tensor& x, const Tensor& skip) const {
+  const Tensor upsampled = kernels::conv_transpose3d_k2s2(x, up_weight, Tensor());
+  return res.forward(kernels::concat_channels(upsampled, skip));
+}
+
+}  // namespace voxmamba::models

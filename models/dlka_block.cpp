@@ -1,0 +1,48 @@
+#include "models/dlka_block.h"
+
+namespace voxmamba::models {
+
+DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int dilation, bool deformable) {
+  DepthwiseConv conv;
+  conv.kernel = kernel;
+  conv.dilation = dilation;
+  conv.deformable = deformable;
+  const Tensor& weight = reader.get("weight");  // [C, 1, K, K, K]
+  const std::int64_t channels = weight.dim(0);
+  conv.weight = pack_conv3d_weight(weight).reshape({weight.numel() / channels, channels});
+  conv.bias = reader.get("bias").clone();
+  if (deformable) {
+    conv.offset_dw = Conv3dLayer::load(reader.child("offset/dw"), {3, 1, 1, 1, static_cast<int>(channels)}, true);
+    conv.offset_pw = LinearLayer::load(reader.child("offset/pw"), true);
+  }
+  return conv;
+}
+
+Tensor DepthwiseConv::forward(const Tensor& u) const {
+  const std::int64_t channels = u.dim(4);
+  if (deformable) {
+    const Tensor offsets = offset_pw.forward(offset_dw.forward(u));
+    return kernels::deform_dwconv3d(u, offsets, weight, bias, kernel, dilation);
+  }
+  const kernels::ConvParams params{kernel, 1, dilation * (kernel - 1) / 2, dilation, static_cast<int>(channels)};
+  return kernels::conv3d(u, weight.reshape({weight.dim(0), 1, channels}), bias, params);
+}
+
+DlkaBlock DlkaBlock::load(const ParameterReader& reader, bool deformable) {
+  DlkaBlock block;
+  block.norm = NormLayer::load(reader.child("norm"));
+  block.proj1 = LinearLayer::load(reader.child("proj1"), true);
+  block.proj2 = LinearLayer::load(reader.child("proj2"), true);
+  block.attention_pw = LinearLayer::load(reader.child("lka/pw"), true);
+  block.dw5 = DepthwiseConv::load(reader.child("lka/dw5"), 5, 1, deformable);
+  block.dw7 = DepthwiseConv::load(reader.child("lka/dw7"), 7, 3, deformable);
+  return block;
+}
+
+Tensor DlkaBlock::forward(const Tensor& x) const {
+  const Tensor u = kernels::gelu(proj1.forward(norm.layer_norm(x)));
+  const Tensor attention = attention_pw.forward(dw7.forward(dw5.forward(u)));
+  return proj2.forward(kernels::mul(u, attention));
+}
+
+}  // namespace voxmamba::models

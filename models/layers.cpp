@@ -1,0 +1,70 @@
+#include "models/layers.h"
+
+namespace voxmamba::models {
+namespace {
+constexpr float kNormEpsilon = 1e-5f;  // network.md: LayerNorm and InstanceNorm
+}
+
+const Tensor& ParameterReader::get(const std::string& name) const {
+  auto found = parameters_.find(join(name));
+  if (found == parameters_.end()) throw Error("tensor '" + join(name) + "' is missing");
+  return found->second;
+}
+
+Tensor pack_conv3d_weight(const Tensor& weight) {
+  const std::int64_t out = weight.dim(0), in = weight.dim(1), taps = weight.numel() / (out * in);
+  Tensor packed = Tensor::empty({taps, in, out});
+  const float* src = weight.data<float>();
+  float* dst = packed.data<float>();
+  for (std::int64_t o = 0; o < out; ++o)
+    for (std::int64_t i = 0; i < in; ++i)
+      for (std::int64_t t = 0; t < taps; ++t) dst[(t * in + i) * out + o] = src[(o * in + i) * taps + t];
+  return packed;
+}
+
+Tensor pack_linear_weight(const Tensor& weight) {
+  const std::int64_t out = weight.dim(0), in = weight.numel() / out;
+  Tensor packed = Tensor::empty({in, out});
+  const float* src = weight.data<float>();
+  float* dst = packed.data<float>();
+  for (std::int64_t o = 0; o < out; ++o)
+    for (std::int64_t i = 0; i < in; ++i) dst[i * out + o] = src[o * in + i];
+  return packed;
+}
+
+Tensor pack_conv_transpose_weight(const Tensor& weight) {
+  const std::int64_t in = weight.dim(0), out = weight.dim(1);
+  Tensor packed = Tensor::empty({in, 8, out});
+  const float* src = weight.data<float>();
+  float* dst = packed.data<float>();
+  for (std::int64_t i = 0; i < in; ++i)
+    for (std::int64_t o = 0; o < out; ++o)
+      for (std::int64_t s = 0; s < 8; ++s) dst[(i * 8 + s) * out + o] = src[(i * out + o) * 8 + s];
+  return packed;
+}
+
+Conv3dLayer Conv3dLayer::load(const ParameterReader& reader, const kernels::ConvParams& params, bool with_bias) {
+  Conv3dLayer layer;
+  layer.weight = pack_conv3d_weight(reader.get("weight"));
+  if (with_bias) layer.bias = reader.get("bias").clone();
+  layer.params = params;
+  return layer;
+}
+
+LinearLayer LinearLayer::load(const ParameterReader& reader, bool with_bias) {
+  LinearLayer layer;
+  layer.weight = pack_linear_weight(reader.get("weight"));
+  if (with_bias) layer.bias = reader.get("bias").clone();
+  return layer;
+}
+
+NormLayer NormLayer::load(const ParameterReader& reader) {
+  return {reader.get("weight").clone(), reader.get("bias").clone()};
+}
+
+Tensor NormLayer::layer_norm(const Tensor& x) const { return kernels::layer_norm(x, weight, bias, kNormEpsilon); }
+Tensor NormLayer::instance_norm(const Tensor& x) const {
+  return kernels::instance_norm(x, weight, bias, kNormEpsilon);
+}
+
+}  // namespace voxmamba::models

@@ -1,0 +1,57 @@
+#pragma once
+// Building blocks shared by the network's blocks: reading parameters by name, converting
+// the PyTorch layout of network.md into the packed layout kernels/ops.h expects (done once,
+// at load time), and the three layer kinds everything is built from.
+#include <string>
+
+#include "kernels/ops.h"
+#include "models/parameters.h"
+
+namespace voxmamba::models {
+
+// A view of a ParameterMap under a name prefix: reader.child("dlka").get("norm/weight").
+class ParameterReader {
+ public:
+  ParameterReader(const ParameterMap& parameters, std::string prefix)
+      : parameters_(parameters), prefix_(std::move(prefix)) {}
+  ParameterReader child(const std::string& name) const { return {parameters_, join(name)}; }
+  const Tensor& get(const std::string& name) const;
+  bool has(const std::string& name) const { return parameters_.count(join(name)) != 0; }
+
+ private:
+  std::string join(const std::string& name) const { return prefix_.empty() ? name : prefix_ + "/" + name; }
+  const ParameterMap& parameters_;
+  std::string prefix_;
+};
+
+// Conv3d [out, in/g, k, k, k] -> [k^3, in/g, out].
+Tensor pack_conv3d_weight(const Tensor& weight);
+// Linear [out, in] or pointwise Conv3d [out, in, 1, 1, 1] -> [in, out].
+Tensor pack_linear_weight(const Tensor& weight);
+// ConvTranspose3d [in, out, 2, 2, 2] -> [in, 8, out].
+Tensor pack_conv_transpose_weight(const Tensor& weight);
+
+struct Conv3dLayer {
+  Tensor weight, bias;  // packed; bias may be undefined
+  kernels::ConvParams params;
+
+  static Conv3dLayer load(const ParameterReader& reader, const kernels::ConvParams& params, bool with_bias);
+  Tensor forward(const Tensor& x) const { return kernels::conv3d(x, weight, bias, params); }
+};
+
+struct LinearLayer {
+  Tensor weight, bias;  // [in, out]; bias may be undefined
+
+  static LinearLayer load(const ParameterReader& reader, bool with_bias);
+  static LinearLayer from_packed(Tensor weight, Tensor bias = {}) { return {std::move(weight), std::move(bias)}; }
+  Tensor forward(const Tensor& x) const { return kernels::linear(x, weight, bias); }
+};
+
+struct NormLayer {
+  Tensor weight, bias;
+  static NormLayer load(const ParameterReader& reader);
+  Tensor layer_norm(const Tensor& x) const;     // over channels, eps 1e-5
+  Tensor instance_norm(const Tensor& x) const;  // over D, H, W, eps 1e-5
+};
+
+}  // namespace voxmamba::models

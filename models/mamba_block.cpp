@@ -1,0 +1,70 @@
+#include "models/mamba_block.h"
+
+#include <cmath>
+
+namespace voxmamba::models {
+namespace {
+
+// Rows [begin, begin + count) of a PyTorch Linear weight [out, in], packed to [in, count].
+LinearLayer linear_rows(const Tensor& weight, std::int64_t begin, std::int64_t count) {
+  const std::int64_t in = weight.dim(1);
+  Tensor rows = Tensor::empty({count, in});
+  std::copy(weight.data<float>() + begin * in, weight.data<float>() + (begin + count) * in, rows.data<float>());
+  return LinearLayer::from_packed(pack_linear_weight(rows));
+}
+
+}  // namespace
+
+MambaBlock MambaBlock::load(const ParameterReader& reader, int dt_rank, int d_state) {
+  MambaBlock block;
+  block.norm = NormLayer::load(reader.child("norm"));
+  const Tensor& in_proj = reader.get("in_proj/weight");  // [2E, C]
+  const std::int64_t E = in_proj.dim(0) / 2;
+  block.in_x = linear_rows(in_proj, 0, E);
+  block.in_z = linear_rows(in_proj, E, E);
+  block.out_proj = LinearLayer::load(reader.child("out_proj"), false);
+  for (std::size_t o = 0; o < kernels::kTokenOrders.size(); ++o) {
+    MambaBranch& branch = block.branches[o];
+    branch.order = kernels::kTokenOrders[o];
+    const ParameterReader r = reader.child(kernels::token_order_name(branch.order));
+    branch.conv_weight = pack_linear_weight(r.get("conv1d/weight").reshape({E, r.get("conv1d/weight").dim(2)}));
+    branch.conv_bias = r.get("conv1d/bias").clone();
+    const Tensor& x_proj = r.get("x_proj/weight");  // [R + 2S, E], rows ordered [dt_in, B, C]
+    branch.x_to_dt = linear_rows(x_proj, 0, dt_rank);
+    branch.x_to_B = linear_rows(x_proj, dt_rank, d_state);
+    branch.x_to_C = linear_rows(x_proj, dt_rank + d_state, d_state);
+    branch.dt_proj = LinearLayer::load(r.child("dt_proj"), false);
+    branch.dt_bias = r.get("dt_proj/bias").clone();
+    branch.A = r.get("A_log").clone();
+    for (std::int64_t i = 0; i < branch.A.numel(); ++i) {
+      branch.A.data<float>()[i] = -std::exp(branch.A.data<float>()[i]);
+    }
+    branch.D = r.get("D").clone();
+  }
+  return block;
+}
+
+Tensor MambaBlock::forward(const Tensor& x) const {
+  const Shape volume_shape = x.shape();
+  const kernels::VolumeShape volume{x.dim(1), x.dim(2), x.dim(3)};
+  const Tensor tokens = norm.layer_norm(x).reshape({x.dim(0), volume.tokens(), x.dim(4)});
+  const Tensor xi = in_x.forward(tokens);
+  Tensor y_sum;
+  for (const MambaBranch& branch : branches) {
+    kernels::ScanInputs scan;
+    scan.u = kernels::causal_conv1d(xi, branch.conv_weight, branch.conv_bias, branch.order, volume, true);
+    scan.delta = branch.dt_proj.forward(branch.x_to_dt.forward(scan.u));
+    scan.B = branch.x_to_B.forward(scan.u);
+    scan.C = branch.x_to_C.forward(scan.u);
+    scan.delta_bias = branch.dt_bias;
+    scan.A = branch.A;
+    scan.D = branch.D;
+    Tensor y = kernels::selective_scan(scan, branch.order, volume);
+    y_sum = y_sum.defined() ? kernels::add(y_sum, y) : y;
+  }
+  const Tensor gated = kernels::mul(y_sum, kernels::silu(in_z.forward(tokens)));
+  Shape out_shape = volume_shape;
+  return out_proj.forward(gated).reshape(out_shape);
+}
+
+}  // namespace voxmamba::models

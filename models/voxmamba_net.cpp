@@ -1,0 +1,82 @@
+#include "models/voxmamba_net.h"
+
+namespace voxmamba::models {
+
+VoxMambaNet::VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters) : config_(config) {
+  check_parameters(config, parameters);
+  const ParameterReader root(parameters, "");
+  stem_ = Conv3dLayer::load(root.child("encoder/stem"), {7, 2, 3, 1, 1}, true);
+  for (int i = 0; i < kStages; ++i) {
+    const ParameterReader r = root.child("encoder/stages/" + std::to_string(i));
+    EncoderStage stage;
+    stage.has_down = i > 0;
+    if (stage.has_down) {
+      stage.down_norm = NormLayer::load(r.child("down/norm"));
+      stage.down_conv = Conv3dLayer::load(r.child("down/conv"), {2, 2, 0, 1, 1}, true);
+    }
+    for (int j = 0; j < config.depths[i]; ++j) {
+      const ParameterReader b = r.child("blocks/" + std::to_string(j));
+      stage.blocks.push_back({DlkaBlock::load(b.child("dlka"), config.deformable[i]),
+                              MambaBlock::load(b.child("mamba"), config.dt_rank(i), config.d_state)});
+    }
+    stage.out_norm = NormLayer::load(r.child("out/norm"));
+    stage.fc1 = LinearLayer::load(r.child("out/mlp/fc1"), true);
+    stage.fc2 = LinearLayer::load(r.child("out/mlp/fc2"), true);
+    stages_.push_back(std::move(stage));
+  }
+  for (const char* name : {"enc0", "enc1", "enc2", "enc3", "bott"}) {
+    encoders_.push_back(ResBlock::load(root.child(std::string("decoder/") + name)));
+  }
+  for (const char* name : {"dec3", "dec2", "dec1", "dec0"}) {
+    ups_.push_back(UpBlock::load(root.child(std::string("decoder/") + name)));
+  }
+  head_res_ = ResBlock::load(root.child("decoder/head/res"));
+  head_out_ = LinearLayer::load(root.child("decoder/head/out"), true);
+}
+
+void VoxMambaNet::check_input_shape(const Shape& shape) const {
+  if (shape.size() != 5) {
+    throw Error("input must have rank 5 (N, D, H, W, C), got shape " + shape_string(shape));
+  }
+  if (shape[4] != config_.in_channels) {
+    throw Error("input has " + std::to_string(shape[4]) + " channels but the model expects " +
+                std::to_string(config_.in_channels));
+  }
+  if (shape[0] < 1) throw Error("input batch is empty");
+  for (int axis = 1; axis <= 3; ++axis) {
+    if (shape[axis] < kSpatialMultiple || shape[axis] % kSpatialMultiple != 0) {
+      throw Error("input spatial size " + shape_string({shape[1], shape[2], shape[3]}) +
+                  " is not a multiple of 16 on every axis");
+    }
+  }
+}
+
+Tensor VoxMambaNet::forward(const Tensor& input) const {
+  check_input_shape(input.shape());
+  // Encoder: feat_i go to the decoder; x itself continues into the next stage.
+  std::vector<Tensor> features;
+  Tensor x = stem_.forward(input);
+  for (const EncoderStage& stage : stages_) {
+    if (stage.has_down) x = stage.down_conv.forward(stage.down_norm.instance_norm(x));
+    for (const EncoderStage::BlockPair& pair : stage.blocks) {
+      x = kernels::add(x, pair.dlka.forward(x));
+      x = kernels::add(x, pair.mamba.forward(x));
+    }
+    features.push_back(stage.fc2.forward(kernels::gelu(stage.fc1.forward(stage.out_norm.instance_norm(x)))));
+  }
+  x = Tensor();
+  // Decoder.
+  const Tensor enc0 = encoders_[0].forward(input);
+  const Tensor enc1 = encoders_[1].forward(features[0]);
+  const Tensor enc2 = encoders_[2].forward(features[1]);
+  const Tensor enc3 = encoders_[3].forward(features[2]);
+  Tensor y = encoders_[4].forward(features[3]);
+  features.clear();
+  y = ups_[0].forward(y, enc3);
+  y = ups_[1].forward(y, enc2);
+  y = ups_[2].forward(y, enc1);
+  y = ups_[3].forward(y, enc0);
+  return head_out_.forward(head_res_.forward(y));
+}
+
+}  // namespace voxmamba::models

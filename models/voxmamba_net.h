@@ -1,0 +1,48 @@
+#pragma once
+// VoxMambaNet (network.md): D-LKA + Mamba encoder, UNETR-style residual decoder.
+#include <vector>
+
+#include "models/decoder_blocks.h"
+#include "models/dlka_block.h"
+#include "models/mamba_block.h"
+#include "models/network_config.h"
+
+namespace voxmamba::models {
+
+struct EncoderStage {
+  bool has_down = false;
+  NormLayer down_norm;
+  Conv3dLayer down_conv;
+  struct BlockPair {
+    DlkaBlock dlka;
+    MambaBlock mamba;
+  };
+  std::vector<BlockPair> blocks;
+  NormLayer out_norm;
+  LinearLayer fc1, fc2;
+};
+
+class VoxMambaNet {
+ public:
+  // Checks `parameters` against the config (missing, extra, mis-shaped tensors are errors
+  // naming the tensor) and packs them; the map may be dropped afterwards.
+  VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters);
+
+  const NetworkConfig& config() const { return config_; }
+
+  // x [N, D, H, W, in_channels] float32, D, H, W multiples of 16 -> logits [N, D, H, W, classes].
+  Tensor forward(const Tensor& x) const;
+  // Throws Error describing why `shape` is not a valid input (rank, channels, multiples of 16).
+  void check_input_shape(const Shape& shape) const;
+
+ private:
+  NetworkConfig config_;
+  Conv3dLayer stem_;
+  std::vector<EncoderStage> stages_;
+  std::vector<ResBlock> encoders_;  // enc0..enc3, bott
+  std::vector<UpBlock> ups_;        // dec3, dec2, dec1, dec0
+  ResBlock head_res_;
+  LinearLayer head_out_;
+};
+
+}  // namespace voxmamba::models

@@ -1,0 +1,86 @@
+#include "pipeline/model_store.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "io/tensor_file.h"
+#include "models/network_config_json.h"
+#include "models/parameters.h"
+
+namespace voxmamba::pipeline {
+namespace {
+
+bool file_exists(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0;
+}
+
+// Errors from models/ name the tensor but not the file; put the file in front.
+template <typename F> auto with_file(const std::string& path, F body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    if (message.rfind(path + ":", 0) == 0) throw;
+    throw Error(path, message);
+  }
+}
+
+io::TensorFile to_tensor_file(const models::NetworkConfig& config, const models::ParameterMap& parameters) {
+  io::TensorFile file;
+  file.config_json = models::network_config_to_json(config);
+  for (const auto& [name, tensor] : parameters) file.tensors.emplace(name, tensor);
+  return file;
+}
+
+}  // namespace
+
+models::NetworkConfig resolve_config(const std::string& preset_or_file, int num_classes) {
+  if (preset_or_file == "small" || preset_or_file == "base") {
+    if (num_classes <= 0) throw Error("--classes is required with the '" + preset_or_file + "' config");
+    return models::preset_config(preset_or_file, num_classes);
+  }
+  std::ifstream in(preset_or_file);
+  if (!in) throw Error(preset_or_file, "no such config file (expected small, base or a JSON file)");
+  std::stringstream text;
+  text << in.rdbuf();
+  return with_file(preset_or_file, [&] {
+    models::NetworkConfig config = models::network_config_from_json(text.str());
+    if (num_classes > 0) config.num_classes = num_classes;
+    models::validate(config);
+    return config;
+  });
+}
+
+void create_model_file(const std::string& path, const models::NetworkConfig& config, std::uint64_t seed,
+                       bool overwrite) {
+  if (!overwrite && file_exists(path)) throw Error(path, "already exists (use --force to replace it)");
+  io::write_tensor_file(path, to_tensor_file(config, models::initialize_parameters(config, seed)));
+}
+
+ModelDescription describe_model_file(const std::string& path) {
+  const io::TensorFile file = io::read_tensor_file(path);
+  return with_file(path, [&] {
+    ModelDescription description;
+    description.config_json = file.config_json;
+    description.config = models::network_config_from_json(file.config_json);
+    models::check_parameters(description.config, file.tensors);
+    for (const auto& [name, tensor] : file.tensors) {
+      description.modules[models::module_of(name)] += tensor.numel();
+      description.parameters += tensor.numel();
+    }
+    return description;
+  });
+}
+
+std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path) {
+  const io::TensorFile file = io::read_tensor_file(path);
+  return with_file(path, [&] {
+    const models::NetworkConfig config = models::network_config_from_json(file.config_json);
+    return std::make_unique<models::VoxMambaNet>(config, file.tensors);
+  });
+}
+
+}  // namespace voxmamba::pipeline

@@ -1,0 +1,33 @@
+#pragma once
+// Model files on disk (network.md, "Weights file"): create a seeded one, describe one, and
+// load one into a ready-to-run network. Every error names the file.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "models/voxmamba_net.h"
+
+namespace voxmamba::pipeline {
+
+struct ModelDescription {
+  models::NetworkConfig config;
+  std::string config_json;                      // the whole `config` attribute
+  std::map<std::string, std::int64_t> modules;  // parameter count per module, by name
+  std::int64_t parameters = 0;
+};
+
+// "small" / "base" or a path to a JSON file with the network keys of network.md.
+// `num_classes` > 0 overrides the file's num_classes.
+models::NetworkConfig resolve_config(const std::string& preset_or_file, int num_classes);
+
+// Writes a freshly initialised model (seeded); refuses to replace an existing file unless
+// `overwrite`.
+void create_model_file(const std::string& path, const models::NetworkConfig& config, std::uint64_t seed,
+                       bool overwrite);
+
+ModelDescription describe_model_file(const std::string& path);
+
+std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path);
+
+}  // namespace voxmamba::pipeline
