@@ -21,8 +21,7 @@ std::map<std::string, std::function<void()>>& actions() {
 struct InitOptions {
   std::string config = "small", output;
   int classes = 0;
-  std::uint64_t seed = 0;
-  bool force = false;
+  pipeline::CreateOptions create;
 } init_options;
 
 struct InfoOptions {
@@ -57,14 +56,18 @@ void add_init_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--classes", init_options.classes, "output classes, background included")
       ->check(CLI::Range(1, 1024));
-  command->add_option("--seed", init_options.seed, "random seed; the same seed gives identical weights")
+  command->add_option("--seed", init_options.create.seed, "random seed; the same seed gives identical weights")
       ->capture_default_str();
   command->add_option("-o,--output", init_options.output, "model file to write (HDF5)")->required();
-  command->add_flag("--force", init_options.force, "replace the output file if it exists");
+  command->add_flag("--force", init_options.create.overwrite, "replace the output file if it exists");
+  command->add_option("--offset-scale", init_options.create.offset_scale,
+                      "initialise the deformable offset heads uniformly in [-S, S] instead of zero "
+                      "(for testing the deformable path; untrained models use 0)")
+      ->check(CLI::Range(0.0, 10.0));
   command->footer("Example: voxmamba init --config small --classes 3 --seed 1 -o model.h5");
   actions()["init"] = [] {
     const models::NetworkConfig config = pipeline::resolve_config(init_options.config, init_options.classes);
-    pipeline::create_model_file(init_options.output, config, init_options.seed, init_options.force);
+    pipeline::create_model_file(init_options.output, config, init_options.create);
     std::printf("%s: %lld parameters\n", init_options.output.c_str(),
                 static_cast<long long>(models::parameter_count(config)));
   };

@@ -176,6 +176,15 @@ ParameterMap initialize_parameters(const NetworkConfig& config, std::uint64_t se
   return parameters;
 }
 
+void randomize_offset_heads(ParameterMap& parameters, double scale, std::uint64_t seed) {
+  for (auto& [name, tensor] : parameters) {
+    if (name.find("/offset/pw/") == std::string::npos) continue;
+    SplitMix64 rng{seed ^ fnv1a(name) ^ 0x0ff5e7ull};
+    float* data = tensor.data<float>();
+    for (std::int64_t i = 0; i < tensor.numel(); ++i) data[i] = static_cast<float>((2 * rng.uniform01() - 1) * scale);
+  }
+}
+
 void check_parameters(const NetworkConfig& config, const ParameterMap& parameters) {
   std::set<std::string> expected;
   for (const ParameterSpec& spec : parameter_specs(config)) {

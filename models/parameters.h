@@ -34,6 +34,11 @@ std::vector<ParameterSpec> parameter_specs(const NetworkConfig& config);
 // Seeded: the same config and seed give bit-identical tensors on every machine.
 ParameterMap initialize_parameters(const NetworkConfig& config, std::uint64_t seed);
 
+// Replaces the zero-initialised deformable offset heads (".../offset/pw/...") with seeded
+// uniform values in [-scale, scale], so that tests and parity checks exercise the deformable
+// sampling path with fractional offsets instead of the plain conv it starts as.
+void randomize_offset_heads(ParameterMap& parameters, double scale, std::uint64_t seed);
+
 // Throws Error naming the first missing, extra or mis-shaped tensor (or a non-float32 one).
 void check_parameters(const NetworkConfig& config, const ParameterMap& parameters);
 

@@ -54,10 +54,11 @@ models::NetworkConfig resolve_config(const std::string& preset_or_file, int num_
   });
 }
 
-void create_model_file(const std::string& path, const models::NetworkConfig& config, std::uint64_t seed,
-                       bool overwrite) {
-  if (!overwrite && file_exists(path)) throw Error(path, "already exists (use --force to replace it)");
-  io::write_tensor_file(path, to_tensor_file(config, models::initialize_parameters(config, seed)));
+void create_model_file(const std::string& path, const models::NetworkConfig& config, const CreateOptions& options) {
+  if (!options.overwrite && file_exists(path)) throw Error(path, "already exists (use --force to replace it)");
+  models::ParameterMap parameters = models::initialize_parameters(config, options.seed);
+  if (options.offset_scale > 0) models::randomize_offset_heads(parameters, options.offset_scale, options.seed);
+  io::write_tensor_file(path, to_tensor_file(config, parameters));
 }
 
 ModelDescription describe_model_file(const std::string& path) {

@@ -21,10 +21,14 @@ struct ModelDescription {
 // `num_classes` > 0 overrides the file's num_classes.
 models::NetworkConfig resolve_config(const std::string& preset_or_file, int num_classes);
 
-// Writes a freshly initialised model (seeded); refuses to replace an existing file unless
-// `overwrite`.
-void create_model_file(const std::string& path, const models::NetworkConfig& config, std::uint64_t seed,
-                       bool overwrite);
+struct CreateOptions {
+  std::uint64_t seed = 0;
+  bool overwrite = false;     // refuse to replace an existing file unless set
+  double offset_scale = 0.0;  // > 0: random offset heads (see models::randomize_offset_heads)
+};
+
+// Writes a freshly initialised, seeded model.
+void create_model_file(const std::string& path, const models::NetworkConfig& config, const CreateOptions& options);
 
 ModelDescription describe_model_file(const std::string& path);
 

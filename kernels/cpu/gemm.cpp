@@ -57,10 +57,16 @@ const char* gemm_backend_name() { return "builtin"; }
 
 void parallel_gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
                    std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
-  // Rows per task: enough work (~1 MFLOP) to amortise the call, never fewer than 16 rows.
-  const std::int64_t grain = std::max<std::int64_t>(16, 500000 / std::max<std::int64_t>(1, N * K));
-  parallel_for(M, grain, [&](std::int64_t begin, std::int64_t end) {
-    gemm(A + begin * lda, B, C + begin * ldc, end - begin, N, K, lda, ldb, ldc, accumulate);
+  // Row blocks depend on the matrix shape only, never on the thread count: BLAS may sum a
+  // small block in another order than a large one, and the output must be bit-identical
+  // whatever the number of threads. A block is ~1 MFLOP, at least 16 rows.
+  const std::int64_t block = std::max<std::int64_t>(16, 500000 / std::max<std::int64_t>(1, N * K));
+  const std::int64_t blocks = (M + block - 1) / block;
+  parallel_for(blocks, 1, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t b = first; b < last; ++b) {
+      const std::int64_t row = b * block, rows = std::min(block, M - row);
+      gemm(A + row * lda, B, C + row * ldc, rows, N, K, lda, ldb, ldc, accumulate);
+    }
   });
 }
 

@@ -1,0 +1,48 @@
+#include "core/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <vector>
+
+#include "core/error.h"
+
+namespace voxmamba {
+namespace {
+
+TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
+  ThreadPool pool(4);
+  for (std::int64_t count : {0, 1, 7, 1000, 12345}) {
+    std::vector<std::atomic<int>> hits(static_cast<std::size_t>(count));
+    pool.parallel_for(count, 3, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) hits[i]++;
+    });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+  }
+}
+
+TEST(ThreadPool, RethrowsAnErrorFromABodyAndStaysUsable) {
+  ThreadPool pool(3);
+  EXPECT_THROW(pool.parallel_for(100, 1,
+                                 [](std::int64_t begin, std::int64_t) {
+                                   if (begin >= 50) throw Error("boom");
+                                 }),
+               Error);
+  std::atomic<std::int64_t> sum{0};
+  pool.parallel_for(100, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 4950);
+}
+
+TEST(ThreadPool, ManySmallJobsInARow) {
+  ThreadPool pool(2);
+  std::atomic<std::int64_t> total{0};
+  for (int job = 0; job < 2000; ++job) {
+    pool.parallel_for(8, 1, [&](std::int64_t begin, std::int64_t end) { total += end - begin; });
+  }
+  EXPECT_EQ(total.load(), 16000);
+}
+
+}  // namespace
+}  // namespace voxmamba

@@ -1,0 +1,49 @@
+// The CUDA backend's device plumbing. Skips, saying why, on machines without a GPU (CI).
+#include "kernels/backend.h"
+
+#include <gtest/gtest.h>
+
+#include "core/tensor.h"
+#include "kernels/ops.h"
+
+namespace voxmamba::kernels {
+namespace {
+
+// A macro, not a function: GTEST_SKIP returns from the function it is written in.
+#define REQUIRE_GPU()                                                                   \
+  do {                                                                                  \
+    if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";        \
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine"; \
+  } while (false)
+
+TEST(CudaBackend, TensorRoundTripsThroughDeviceMemory) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  Tensor host = Tensor::empty({3, 1000});
+  for (std::int64_t i = 0; i < host.numel(); ++i) host.data<float>()[i] = static_cast<float>(i) * 0.5f;
+  const Tensor device = host.to(Device::cuda(0));
+  EXPECT_EQ(device.device(), Device::cuda(0));
+  const Tensor back = device.to(Device::cpu());
+  for (std::int64_t i = 0; i < host.numel(); ++i) ASSERT_EQ(back.data<float>()[i], host.data<float>()[i]);
+}
+
+TEST(CudaBackend, OpsOnDeviceTensorsSayTheyAreNotImplementedYet) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  const Tensor x = Tensor::zeros({2, 2}).to(Device::cuda(0));
+  try {
+    gelu(x);
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("cuda:0"), std::string::npos) << error.what();
+  }
+}
+
+TEST(CudaBackend, BuildWithoutCudaRefusesClearly) {
+  if (cuda_built()) GTEST_SKIP() << "this build has CUDA";
+  EXPECT_EQ(cuda_device_count(), 0);
+  EXPECT_THROW(initialize_cuda(), Error);
+}
+
+}  // namespace
+}  // namespace voxmamba::kernels

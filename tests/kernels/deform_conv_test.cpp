@@ -1,0 +1,88 @@
+// The deformable depthwise conv against the plain depthwise conv (network.md, D-LKA): zero
+// offsets give the plain conv; an integer offset shared by all taps gives the plain conv
+// read at the shifted voxel, with zeros outside the volume.
+#include <array>
+
+#include "kernels/ops.h"
+#include "kernels/reference/reference_ops.h"
+#include "tests/test_util.h"
+
+namespace voxmamba::kernels {
+namespace {
+
+using voxmamba::testing::close;
+using voxmamba::testing::random_tensor;
+
+struct DeformShape {
+  Shape x;
+  int kernel, dilation;
+};
+
+class DeformConvTest : public ::testing::TestWithParam<DeformShape> {};
+
+Tensor offsets_filled(const Shape& x_shape, int kernel, std::array<float, 3> shift) {
+  const std::int64_t taps = static_cast<std::int64_t>(kernel) * kernel * kernel;
+  Tensor offsets = Tensor::empty({x_shape[0], x_shape[1], x_shape[2], x_shape[3], 3 * taps});
+  for (std::int64_t i = 0; i < offsets.numel(); ++i) offsets.data<float>()[i] = shift[i % 3];
+  return offsets;
+}
+
+TEST_P(DeformConvTest, ZeroOffsetsEqualThePlainDepthwiseConv) {
+  const DeformShape s = GetParam();
+  const std::int64_t C = s.x[4], taps = static_cast<std::int64_t>(s.kernel) * s.kernel * s.kernel;
+  const Tensor x = random_tensor(s.x, 1), w = random_tensor({taps, C}, 2), b = random_tensor({C}, 3);
+  const ConvParams plain{s.kernel, 1, s.dilation * (s.kernel - 1) / 2, s.dilation, static_cast<int>(C)};
+  const Tensor expected = reference::conv3d(x, w.reshape({taps, 1, C}), b, plain);
+  const Tensor zero = offsets_filled(s.x, s.kernel, {0, 0, 0});
+  EXPECT_TRUE(close(deform_dwconv3d(x, zero, w, b, s.kernel, s.dilation), expected, 1e-5));
+  EXPECT_TRUE(close(reference::deform_dwconv3d(x, zero, w, b, s.kernel, s.dilation), expected, 1e-5));
+}
+
+TEST_P(DeformConvTest, IntegerOffsetsEqualTheShiftedConv) {
+  const DeformShape s = GetParam();
+  const std::int64_t C = s.x[4], taps = static_cast<std::int64_t>(s.kernel) * s.kernel * s.kernel;
+  const Tensor x = random_tensor(s.x, 4), w = random_tensor({taps, C}, 5), b = random_tensor({C}, 6);
+  for (const std::array<float, 3>& shift : {std::array<float, 3>{1, 0, -1}, std::array<float, 3>{-1, 1, 1}}) {
+    // The plain conv with one extra voxel of padding is defined one voxel beyond the volume
+    // on every side: big[q + 1] is the plain conv centred at q.
+    const ConvParams padded{s.kernel, 1, s.dilation * (s.kernel - 1) / 2 + 1, s.dilation, static_cast<int>(C)};
+    const Tensor big = reference::conv3d(x, w.reshape({taps, 1, C}), b, padded);
+    Tensor expected = Tensor::empty(s.x);
+    const std::int64_t D = s.x[1], H = s.x[2], W = s.x[3];
+    for (std::int64_t n = 0; n < s.x[0]; ++n)
+      for (std::int64_t d = 0; d < D; ++d)
+        for (std::int64_t h = 0; h < H; ++h)
+          for (std::int64_t v = 0; v < W; ++v)
+            for (std::int64_t c = 0; c < C; ++c) {
+              const std::int64_t bd = d + static_cast<std::int64_t>(shift[0]) + 1,
+                                 bh = h + static_cast<std::int64_t>(shift[1]) + 1,
+                                 bw = v + static_cast<std::int64_t>(shift[2]) + 1;
+              expected.data<float>()[(((n * D + d) * H + h) * W + v) * C + c] =
+                  big.data<float>()[(((n * (D + 2) + bd) * (H + 2) + bh) * (W + 2) + bw) * C + c];
+            }
+    const Tensor offsets = offsets_filled(s.x, s.kernel, shift);
+    EXPECT_TRUE(close(deform_dwconv3d(x, offsets, w, b, s.kernel, s.dilation), expected, 1e-5));
+    EXPECT_TRUE(close(reference::deform_dwconv3d(x, offsets, w, b, s.kernel, s.dilation), expected, 1e-5));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, DeformConvTest,
+                         ::testing::Values(DeformShape{{1, 5, 6, 7, 3}, 3, 1}, DeformShape{{2, 6, 5, 4, 2}, 5, 1},
+                                           DeformShape{{1, 8, 7, 9, 2}, 7, 3}, DeformShape{{1, 1, 1, 4, 3}, 5, 1}));
+
+TEST(DeformConv, FractionalOffsetInterpolatesBetweenNeighbours) {
+  // A 1x1x1 kernel moved half a voxel along w reads the mean of two neighbours, and a
+  // quarter voxel past the last voxel reads 3/4 of it (the outside reads zero).
+  Tensor x = Tensor::empty({1, 1, 1, 3, 1});
+  x.data<float>()[0] = 2, x.data<float>()[1] = 4, x.data<float>()[2] = 8;
+  Tensor offsets = Tensor::zeros({1, 1, 1, 3, 3});
+  offsets.data<float>()[2] = 0.5f;   // voxel 0: w + 0.5
+  offsets.data<float>()[8] = 0.25f;  // voxel 2: w + 0.25, past the end
+  const Tensor y = deform_dwconv3d(x, offsets, Tensor::full({1, 1}, 1.0f), Tensor::zeros({1}), 1, 1);
+  EXPECT_FLOAT_EQ(y.data<float>()[0], 3.0f);
+  EXPECT_FLOAT_EQ(y.data<float>()[1], 4.0f);
+  EXPECT_FLOAT_EQ(y.data<float>()[2], 6.0f);
+}
+
+}  // namespace
+}  // namespace voxmamba::kernels

@@ -1,0 +1,205 @@
+// One generic harness: every op of kernels/ops.h, through the public dispatch (CPU here),
+// against its plain-loop definition in kernels/reference, on seeded random inputs with odd
+// sizes, strides, dilations, groups and padding edges. A new Op without a case fails
+// EveryOpHasACase.
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "kernels/reference/reference_ops.h"
+#include "tests/test_util.h"
+
+namespace voxmamba::kernels {
+namespace {
+
+using voxmamba::testing::close;
+using voxmamba::testing::random_tensor;
+
+struct OpCase {
+  Op op;
+  std::string name;
+  // Builds the case's inputs from fixed seeds and runs the op on the reference (true) or
+  // the dispatched backend (false).
+  std::function<Tensor(bool reference)> run;
+  double tolerance = 2e-5;
+};
+
+#define CALL(fn, ...) (reference ? reference::fn(__VA_ARGS__) : kernels::fn(__VA_ARGS__))
+
+OpCase conv_case(const std::string& name, Shape x_shape, int cout, ConvParams p, bool bias) {
+  return {Op::Conv3d, name, [=](bool reference) {
+            const std::int64_t cin = x_shape[4];
+            const Tensor x = random_tensor(x_shape, 1);
+            const Tensor w = random_tensor({static_cast<std::int64_t>(p.kernel) * p.kernel * p.kernel, cin / p.groups, cout}, 2);
+            const Tensor b = bias ? random_tensor({cout}, 3) : Tensor();
+            return CALL(conv3d, x, w, b, p);
+          }};
+}
+
+OpCase deform_case(const std::string& name, Shape x_shape, int kernel, int dilation, float offset_range) {
+  return {Op::DeformDepthwiseConv3d, name, [=](bool reference) {
+            const std::int64_t taps = static_cast<std::int64_t>(kernel) * kernel * kernel;
+            Shape offset_shape = x_shape;
+            offset_shape[4] = 3 * taps;
+            const Tensor x = random_tensor(x_shape, 4);
+            const Tensor offsets = random_tensor(offset_shape, 5, -offset_range, offset_range);
+            const Tensor w = random_tensor({taps, x_shape[4]}, 6);
+            const Tensor b = random_tensor({x_shape[4]}, 7);
+            return CALL(deform_dwconv3d, x, offsets, w, b, kernel, dilation);
+          }};
+}
+
+OpCase unary_case(Op op, const std::string& name, std::function<Tensor(const Tensor&, bool)> f, float range) {
+  return {op, name, [=](bool reference) { return f(random_tensor({3, 5, 7, 11}, 8, -range, range), reference); }};
+}
+
+std::vector<OpCase> all_cases() {
+  std::vector<OpCase> cases;
+  // Dense, strided, dilated, grouped and depthwise convs, with padding edges and odd sizes.
+  cases.push_back(conv_case("conv3_pad1", {2, 5, 7, 6, 3}, 5, {3, 1, 1, 1, 1}, false));
+  cases.push_back(conv_case("stem_k7_s2_p3", {1, 9, 8, 7, 1}, 4, {7, 2, 3, 1, 1}, true));
+  cases.push_back(conv_case("down_k2_s2", {2, 4, 6, 8, 5}, 7, {2, 2, 0, 1, 1}, true));
+  cases.push_back(conv_case("k3_dilation2_pad2", {1, 7, 6, 9, 4}, 3, {3, 1, 2, 2, 1}, true));
+  cases.push_back(conv_case("k3_stride2_nopad_odd", {1, 7, 5, 9, 2}, 3, {3, 2, 0, 1, 1}, true));
+  cases.push_back(conv_case("grouped_2", {1, 5, 4, 3, 4}, 6, {3, 1, 1, 1, 2}, true));
+  cases.push_back(conv_case("pointwise", {2, 3, 4, 5, 6}, 7, {1, 1, 0, 1, 1}, true));
+  cases.push_back(conv_case("depthwise_k5_p2", {2, 6, 5, 7, 5}, 5, {5, 1, 2, 1, 5}, true));
+  cases.push_back(conv_case("depthwise_k7_d3_p9", {1, 9, 10, 11, 3}, 3, {7, 1, 9, 3, 3}, true));
+  cases.push_back(conv_case("depthwise_size1_axis", {1, 1, 4, 5, 3}, 3, {3, 1, 1, 1, 3}, true));
+
+  for (bool bias : {false, true}) {
+    cases.push_back({Op::ConvTranspose3d, bias ? "transposed_bias" : "transposed", [=](bool reference) {
+                       const Tensor x = random_tensor({2, 3, 2, 5, 4}, 9);
+                       const Tensor w = random_tensor({4, 8, 3}, 10);
+                       return CALL(conv_transpose3d_k2s2, x, w, bias ? random_tensor({3}, 11) : Tensor());
+                     }});
+  }
+
+  cases.push_back(deform_case("deform_k3", {2, 4, 5, 6, 3}, 3, 1, 1.5f));
+  cases.push_back(deform_case("deform_k5", {1, 5, 4, 6, 4}, 5, 1, 2.5f));
+  cases.push_back(deform_case("deform_k7_d3", {1, 6, 7, 5, 2}, 7, 3, 4.0f));
+  cases.push_back(deform_case("deform_size1_axes", {1, 1, 1, 3, 5}, 3, 1, 1.0f));
+
+  cases.push_back({Op::LayerNorm, "layer_norm_c7", [](bool reference) {
+                     return CALL(layer_norm, random_tensor({2, 3, 4, 5, 7}, 12, -3, 5), random_tensor({7}, 13),
+                                 random_tensor({7}, 14), 1e-5f);
+                   }});
+  cases.push_back({Op::LayerNorm, "layer_norm_c96", [](bool reference) {
+                     return CALL(layer_norm, random_tensor({1, 2, 3, 4, 96}, 15), random_tensor({96}, 16),
+                                 random_tensor({96}, 17), 1e-5f);
+                   }});
+  cases.push_back({Op::InstanceNorm, "instance_norm", [](bool reference) {
+                     return CALL(instance_norm, random_tensor({2, 5, 4, 3, 6}, 18, -2, 4), random_tensor({6}, 19),
+                                 random_tensor({6}, 20), 1e-5f);
+                   }});
+  cases.push_back({Op::InstanceNorm, "instance_norm_one_voxel", [](bool reference) {
+                     return CALL(instance_norm, random_tensor({2, 1, 1, 1, 4}, 21), random_tensor({4}, 22),
+                                 random_tensor({4}, 23), 1e-5f);
+                   }});
+
+  cases.push_back(unary_case(Op::Gelu, "gelu", [](const Tensor& x, bool reference) { return CALL(gelu, x); }, 6));
+  cases.push_back(unary_case(Op::Silu, "silu", [](const Tensor& x, bool reference) { return CALL(silu, x); }, 6));
+  cases.push_back(unary_case(
+      Op::LeakyRelu, "leaky_relu", [](const Tensor& x, bool reference) { return CALL(leaky_relu, x, 0.01f); }, 3));
+  cases.push_back(unary_case(
+      Op::Softplus, "softplus_across_threshold", [](const Tensor& x, bool reference) { return CALL(softplus, x); }, 30));
+
+  for (bool bias : {false, true}) {
+    cases.push_back({Op::Linear, bias ? "linear_bias" : "linear", [=](bool reference) {
+                       return CALL(linear, random_tensor({3, 17, 13}, 24), random_tensor({13, 11}, 25),
+                                   bias ? random_tensor({11}, 26) : Tensor());
+                     }});
+  }
+
+  const VolumeShape volume{3, 4, 5};
+  for (TokenOrder order : kTokenOrders) {
+    const std::string o = token_order_name(order);
+    cases.push_back({Op::ReorderTokens, "reorder_" + o, [=](bool reference) {
+                       return CALL(reorder_tokens, random_tensor({2, 60, 3}, 27), order, volume);
+                     }});
+    cases.push_back({Op::RestoreTokens, "restore_" + o, [=](bool reference) {
+                       return CALL(restore_tokens, random_tensor({2, 60, 3}, 28), order, volume);
+                     }});
+    for (bool silu_on : {false, true}) {
+      cases.push_back({Op::CausalConv1d, "causal_conv1d_" + o + (silu_on ? "_silu" : ""), [=](bool reference) {
+                         return CALL(causal_conv1d, random_tensor({2, 60, 6}, 29), random_tensor({4, 6}, 30),
+                                     random_tensor({6}, 31), order, volume, silu_on);
+                       }});
+    }
+    for (std::int64_t states : {3, 16}) {
+      cases.push_back({Op::SelectiveScan, "selective_scan_" + o + "_S" + std::to_string(states),
+                       [=](bool reference) {
+                         ScanInputs in;
+                         in.u = random_tensor({2, 60, 5}, 32);
+                         in.delta = random_tensor({2, 60, 5}, 33, -3, 1);
+                         in.delta_bias = random_tensor({5}, 34, -2, 0);
+                         in.A = random_tensor({5, states}, 35, -4, -0.1f);
+                         in.B = random_tensor({2, 60, states}, 36);
+                         in.C = random_tensor({2, 60, states}, 37);
+                         in.D = random_tensor({5}, 38);
+                         return CALL(selective_scan, in, order, volume);
+                       },
+                       1e-5});
+    }
+  }
+
+  cases.push_back({Op::Add, "add", [](bool reference) {
+                     return CALL(add, random_tensor({4, 9}, 39), random_tensor({4, 9}, 40));
+                   }});
+  cases.push_back({Op::Mul, "mul", [](bool reference) {
+                     return CALL(mul, random_tensor({4, 9}, 41), random_tensor({4, 9}, 42));
+                   }});
+  cases.push_back({Op::ConcatChannels, "concat_channels", [](bool reference) {
+                     return CALL(concat_channels, random_tensor({2, 3, 2, 2, 5}, 43), random_tensor({2, 3, 2, 2, 3}, 44));
+                   }});
+  cases.push_back({Op::Softmax, "softmax", [](bool reference) {
+                     return CALL(softmax, random_tensor({5, 7, 4}, 45, -30, 30));
+                   }});
+  cases.push_back({Op::Argmax, "argmax", [](bool reference) {
+                     // Compared as floats; ties are impossible with continuous random values.
+                     const Tensor labels = CALL(argmax, random_tensor({6, 5, 9}, 46));
+                     Tensor as_float = Tensor::empty(labels.shape());
+                     for (std::int64_t i = 0; i < labels.numel(); ++i) {
+                       as_float.data<float>()[i] = static_cast<float>(labels.data<std::int32_t>()[i]);
+                     }
+                     return as_float;
+                   }});
+  return cases;
+}
+
+class OpsTest : public ::testing::TestWithParam<OpCase> {};
+
+TEST_P(OpsTest, BackendMatchesReference) {
+  const OpCase& c = GetParam();
+  const Tensor expected = c.run(true);
+  const Tensor actual = c.run(false);
+  EXPECT_TRUE(close(actual, expected, c.tolerance)) << op_name(c.op) << " / " << c.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, OpsTest, ::testing::ValuesIn(all_cases()),
+                         [](const ::testing::TestParamInfo<OpCase>& param_info) { return param_info.param.name; });
+
+TEST(OpsTable, EveryOpHasACase) {
+  std::set<Op> covered;
+  for (const OpCase& c : all_cases()) covered.insert(c.op);
+  for (int i = 0; i < static_cast<int>(Op::Count); ++i) {
+    EXPECT_TRUE(covered.count(static_cast<Op>(i))) << "no test case for op " << op_name(static_cast<Op>(i));
+  }
+}
+
+TEST(OpsDispatch, ReportsUnsupportedDeviceAndBadShapes) {
+  EXPECT_THROW(conv3d(Tensor::zeros({1, 2, 2, 2}), Tensor::zeros({27, 1, 1}), Tensor(), {3, 1, 1, 1, 1}), Error);
+  EXPECT_THROW(add(Tensor::zeros({2, 3}), Tensor::zeros({3, 2})), Error);
+  EXPECT_THROW(linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 2}), Tensor()), Error);
+  try {
+    layer_norm(Tensor(), Tensor(), Tensor(), 1e-5f);
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("layer_norm"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace voxmamba::kernels

@@ -1,0 +1,82 @@
+// VoxMambaNet's forward pass on the CPU: output shape, determinism, input checks, and the
+// deformable path reducing to the plain one when its offsets are zero. Numerical parity
+// with the PyTorch twin is tested by tools/parity_local.sh (ctest twin_parity_small).
+#include "models/voxmamba_net.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "core/thread_pool.h"
+#include "tests/test_util.h"
+
+namespace voxmamba::models {
+namespace {
+
+using voxmamba::testing::random_tensor;
+
+NetworkConfig tiny_config(bool deformable) {
+  NetworkConfig config;
+  config.in_channels = 2;
+  config.num_classes = 3;
+  config.dims = {4, 8, 8, 16};
+  config.depths = {1, 1, 1, 2};
+  config.hidden = 16;
+  config.deformable = {deformable, deformable, deformable, deformable};
+  return config;
+}
+
+bool bit_identical(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), a.bytes()) == 0;
+}
+
+TEST(VoxMambaNet, ForwardGivesLogitsOfTheInputsSizeAndIsDeterministic) {
+  const NetworkConfig config = tiny_config(true);
+  ParameterMap parameters = initialize_parameters(config, 3);
+  randomize_offset_heads(parameters, 0.1, 3);
+  const VoxMambaNet net(config, parameters);
+  const Tensor x = random_tensor({2, 16, 32, 16, 2}, 4);
+  const Tensor y = net.forward(x);
+  EXPECT_EQ(y.shape(), (Shape{2, 16, 32, 16, 3}));
+  for (std::int64_t i = 0; i < y.numel(); ++i) ASSERT_TRUE(std::isfinite(y.data<float>()[i]));
+  EXPECT_TRUE(bit_identical(y, net.forward(x)));
+  // The same result whatever the thread count: work is split, never summed in another order.
+  set_thread_count(1);
+  const Tensor single = net.forward(x);
+  set_thread_count(2);
+  EXPECT_TRUE(bit_identical(y, single));
+}
+
+TEST(VoxMambaNet, UntrainedDeformableConvsEqualThePlainNetwork) {
+  // network.md: offset heads start at zero, so an untrained deformable model computes the
+  // same function as the non-deformable one with the shared weights.
+  const ParameterMap deformable = initialize_parameters(tiny_config(true), 5);
+  ParameterMap plain;
+  for (const auto& [name, tensor] : deformable) {
+    if (name.find("/offset/") == std::string::npos) plain.emplace(name, tensor);
+  }
+  const Tensor x = random_tensor({1, 16, 16, 16, 2}, 6);
+  const Tensor a = VoxMambaNet(tiny_config(true), deformable).forward(x);
+  const Tensor b = VoxMambaNet(tiny_config(false), plain).forward(x);
+  EXPECT_TRUE(voxmamba::testing::close(a, b, 1e-5));
+}
+
+TEST(VoxMambaNet, RejectsInputsItCannotRun) {
+  const NetworkConfig config = tiny_config(false);
+  const VoxMambaNet net(config, initialize_parameters(config, 1));
+  auto expect_error = [&](const Shape& shape, const std::string& fragment) {
+    try {
+      net.check_input_shape(shape);
+      FAIL() << "accepted " << shape_string(shape);
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+    }
+  };
+  expect_error({1, 24, 32, 32, 2}, "multiple of 16");
+  expect_error({1, 16, 16, 16, 1}, "channels");
+  expect_error({16, 16, 16, 2}, "rank 5");
+  EXPECT_NO_THROW(net.check_input_shape({1, 16, 48, 32, 2}));
+}
+
+}  // namespace
+}  // namespace voxmamba::models

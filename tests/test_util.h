@@ -1,0 +1,56 @@
+#pragma once
+// Helpers shared by the tests: seeded random tensors and comparisons that report where
+// two tensors differ.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+
+#include "core/tensor.h"
+
+namespace voxmamba::testing {
+
+inline Tensor random_tensor(const Shape& shape, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
+  Tensor t = Tensor::empty(shape);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(low, high);
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
+}
+
+struct Difference {
+  double max_abs = 0, max_reference = 0, nmse = 0;
+};
+
+inline Difference compare(const Tensor& actual, const Tensor& reference) {
+  Difference d;
+  double error_sq = 0, ref_sq = 0;
+  for (std::int64_t i = 0; i < reference.numel(); ++i) {
+    const double a = actual.data<float>()[i], r = reference.data<float>()[i];
+    d.max_abs = std::max(d.max_abs, std::abs(a - r));
+    d.max_reference = std::max(d.max_reference, std::abs(r));
+    error_sq += (a - r) * (a - r);
+    ref_sq += r * r;
+  }
+  d.nmse = ref_sq > 0 ? error_sq / ref_sq : error_sq;
+  return d;
+}
+
+// Same shape, and max |a - r| <= tolerance * max(1, max |r|).
+inline ::testing::AssertionResult close(const Tensor& actual, const Tensor& reference, double tolerance) {
+  if (actual.shape() != reference.shape()) {
+    return ::testing::AssertionFailure() << "shape " << shape_string(actual.shape()) << " vs reference "
+                                         << shape_string(reference.shape());
+  }
+  const Difference d = compare(actual, reference);
+  for (std::int64_t i = 0; i < actual.numel(); ++i) {
+    if (!std::isfinite(actual.data<float>()[i])) return ::testing::AssertionFailure() << "non-finite value at " << i;
+  }
+  if (d.max_abs <= tolerance * std::max(1.0, d.max_reference)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "max |difference| " << d.max_abs << " (max |reference| "
+                                       << d.max_reference << ", nmse " << d.nmse << ", tolerance " << tolerance
+                                       << ")";
+}
+
+}  // namespace voxmamba::testing
