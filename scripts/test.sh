@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds VoxMamba with its tests and runs the whole suite with CTest. GPU tests skip, saying
+# why, on machines without a GPU; the twin parity test skips without python3-torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh -DVOXMAMBA_TESTS=ON
+cd build
+ctest --output-on-failure --timeout 900 -j "$(nproc)"
