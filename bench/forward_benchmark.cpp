@@ -32,6 +32,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (repeats < 1 || size < 16 || size % 16 != 0) {
+    std::fprintf(stderr, "--repeats must be >= 1 and --size a positive multiple of 16\n");
+    return 2;
+  }
   try {
     if (threads > 0) set_thread_count(threads);
     const models::NetworkConfig config = models::preset_config(config_name, classes);

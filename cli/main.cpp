@@ -28,8 +28,14 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::CallForAllHelp& help) {
+    return app.exit(help);
   } catch (const CLI::ParseError& error) {
-    return app.exit(error);
+    // One line, like every other error; exit 2 marks a usage error.
+    std::fprintf(stderr, "voxmamba: error: %s (see 'voxmamba --help')\n", error.what());
+    return 2;
   }
   try {
     if (threads > 0) voxmamba::set_thread_count(threads);

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <regex>
 #include <sstream>
 
@@ -85,6 +86,31 @@ Tensor read_npy(const std::string& path) {
     } catch (const std::exception&) {
       throw Error(path, "NPY shape '" + shape_text + "' is malformed");
     }
+  }
+  // Check the shape against the bytes left in the file before allocating anything.
+  bool has_zero = false;
+  for (std::int64_t size : shape) {
+    if (size < 0) throw Error(path, "NPY shape '" + shape_text + "' has a negative size");
+    has_zero = has_zero || size == 0;
+  }
+  const std::streamoff data_start = in.tellg();
+  in.seekg(0, std::ios::end);
+  const std::uint64_t available = static_cast<std::uint64_t>(in.tellg() - data_start);
+  in.seekg(data_start);
+  std::uint64_t needed = has_zero ? 0 : dtype_size(dtype);
+  bool overflow = false;
+  for (std::int64_t size : shape) {
+    if (has_zero) break;
+    if (needed > std::numeric_limits<std::uint64_t>::max() / static_cast<std::uint64_t>(size)) {
+      overflow = true;
+      break;
+    }
+    needed *= static_cast<std::uint64_t>(size);
+  }
+  if (overflow || needed > available) {
+    throw Error(path, "NPY data is truncated: shape " + shape_string(shape) + " needs " +
+                          (overflow ? std::string("more than 2^64") : std::to_string(needed)) + " bytes, the file has " +
+                          std::to_string(available));
   }
   Tensor tensor = Tensor::empty(shape, dtype);
   in.read(static_cast<char*>(tensor.raw_data()), static_cast<std::streamsize>(tensor.bytes()));

@@ -3,6 +3,7 @@
 #include <hdf5.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -87,6 +88,7 @@ std::string read_config_attribute(hid_t file, const std::string& path) {
   if (H5Tis_variable_str(type.get()) > 0) {
     Handle memory_type(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(memory_type.get(), H5T_VARIABLE);
+    H5Tset_cset(memory_type.get(), H5Tget_cset(type.get()));  // h5py writes UTF-8; HDF5 won't convert ASCII<->UTF-8
     char* text = nullptr;
     if (H5Aread(attribute.get(), memory_type.get(), &text) < 0 || text == nullptr) {
       throw Error(path, "cannot read attribute 'config'");
@@ -112,8 +114,9 @@ void create_parent_groups(hid_t file, const std::string& name) {
   }
 }
 
-void write_file(const std::string& path, const TensorFile& file) {
-  Handle handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+// Writes `temporary`; errors name `path`, the file the caller asked for.
+void write_file(const std::string& temporary, const std::string& path, const TensorFile& file) {
+  Handle handle(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   if (!handle.valid()) throw Error(path, "cannot create file (folder missing or not writable?)");
   {
     Handle space(H5Screate(H5S_SCALAR), H5Sclose);
@@ -166,7 +169,7 @@ TensorFile read_tensor_file(const std::string& path) {
 
 void write_tensor_file(const std::string& path, const TensorFile& file) {
   silence_hdf5_errors();
-  write_atomically(path, [&](const std::string& temporary) { write_file(temporary, file); });
+  write_atomically(path, [&](const std::string& temporary) { write_file(temporary, path, file); });
 }
 
 }  // namespace voxmamba::io

@@ -1,15 +1,36 @@
 #include "pipeline/forward_job.h"
 
 #include <chrono>
+#include <filesystem>
 
 #include "io/npy.h"
 #include "pipeline/model_store.h"
 
 namespace voxmamba::pipeline {
 
+namespace {
+
+// True when `a` and `b` name the same file: same spelling, the same existing file (links
+// included), or the same location once "." / ".." / symlinks are resolved.
+bool same_file(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  std::error_code error;
+  if (std::filesystem::equivalent(a, b, error)) return true;
+  const std::filesystem::path canonical_a = std::filesystem::weakly_canonical(a, error);
+  if (error) return false;
+  const std::filesystem::path canonical_b = std::filesystem::weakly_canonical(b, error);
+  return !error && canonical_a == canonical_b;
+}
+
+}  // namespace
+
 ForwardResult run_forward(const ForwardRequest& request) {
-  if (request.output == request.input || request.output == request.weights) {
+  if (same_file(request.output, request.input) || same_file(request.output, request.weights)) {
     throw Error(request.output, "output path equals an input path; refusing to overwrite it");
+  }
+  const std::filesystem::path output_folder = std::filesystem::path(request.output).parent_path();
+  if (!output_folder.empty() && !std::filesystem::is_directory(output_folder)) {
+    throw Error(request.output, "output folder does not exist");
   }
   if (!request.device.is_cpu()) {
     throw Error("device " + request.device.name() + " is not supported by forward yet (CPU only in this build)");

@@ -74,12 +74,16 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   return y;
 }
 
-Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume) {
-  check_scan_args(in, volume);
-  check_f32_cpu(in.u, "selective_scan", "u");
-  const std::int64_t N = in.u.dim(0), L = in.u.dim(1), E = in.u.dim(2), S = in.A.dim(1);
-  if (S > kMaxStates) throw Error("selective_scan: at most 64 states are supported on the CPU");
-  Tensor y = Tensor::empty(in.u.shape());
+namespace {
+
+// One task: the whole sequence for channels [e0, e1) of sample n. States is a template
+// parameter for the common d_state = 16 so the state loop is unrolled into one vector
+// register per channel; 0 means "runtime S" for every other size.
+template <int kStates>
+void scan_channel_block(const ScanInputs& in, TokenOrder order, const VolumeShape& volume, std::int64_t n,
+                        std::int64_t e0, std::int64_t e1, float* yd) {
+  const std::int64_t L = in.u.dim(1), E = in.u.dim(2);
+  const std::int64_t S = kStates > 0 ? kStates : in.A.dim(1);
   const float* u = in.u.data<float>();
   const float* delta = in.delta.data<float>();
   const float* delta_bias = in.delta_bias.data<float>();
@@ -87,36 +91,47 @@ Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape&
   const float* B = in.B.data<float>();
   const float* C = in.C.data<float>();
   const float* D = in.D.data<float>();
+  float h[kScanChannelBlock][kMaxStates] = {};
+  for (std::int64_t i = 0; i < L; ++i) {
+    const std::int64_t token = n * L + token_at(i, order, volume);
+    const float* b_row = B + token * S;
+    const float* c_row = C + token * S;
+    for (std::int64_t e = e0; e < e1; ++e) {
+      const float x = u[token * E + e];
+      const float dt = softplus_of(delta[token * E + e] + delta_bias[e]);
+      const float dt_x = dt * x;
+      const float* a_row = A + e * S;
+      float* state = h[e - e0];
+      float out = 0.0f;
+      for (std::int64_t s = 0; s < S; ++s) {
+        state[s] = vector_exp(dt * a_row[s]) * state[s] + dt_x * b_row[s];
+        out += c_row[s] * state[s];
+      }
+      yd[token * E + e] = out + D[e] * x;
+    }
+  }
+}
+
+}  // namespace
+
+Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume) {
+  check_scan_args(in, volume);
+  check_f32_cpu(in.u, "selective_scan", "u");
+  const std::int64_t N = in.u.dim(0), E = in.u.dim(2), S = in.A.dim(1);
+  if (S > kMaxStates) throw Error("selective_scan: at most 64 states are supported on the CPU");
+  Tensor y = Tensor::empty(in.u.shape());
   float* yd = y.data<float>();
   const std::int64_t blocks_per_sample = (E + kScanChannelBlock - 1) / kScanChannelBlock;
-  // Each task walks the whole sequence for a block of channels of one sample: the
-  // recurrence is sequential in i, independent across (n, e).
+  // The recurrence is sequential along the sequence and independent across (n, e).
   parallel_for(N * blocks_per_sample, 1, [&](std::int64_t t0, std::int64_t t1) {
-    float h[kScanChannelBlock][kMaxStates];
-    float decay[kMaxStates];
     for (std::int64_t task = t0; task < t1; ++task) {
       const std::int64_t n = task / blocks_per_sample;
       const std::int64_t e0 = (task % blocks_per_sample) * kScanChannelBlock;
       const std::int64_t e1 = std::min(E, e0 + kScanChannelBlock);
-      for (auto& row : h) std::fill(row, row + S, 0.0f);
-      for (std::int64_t i = 0; i < L; ++i) {
-        const std::int64_t token = n * L + token_at(i, order, volume);
-        const float* b_row = B + token * S;
-        const float* c_row = C + token * S;
-        for (std::int64_t e = e0; e < e1; ++e) {
-          const float x = u[token * E + e];
-          const float dt = softplus_of(delta[token * E + e] + delta_bias[e]);
-          const float* a_row = A + e * S;
-          float* state = h[e - e0];
-          for (std::int64_t s = 0; s < S; ++s) decay[s] = vector_exp(dt * a_row[s]);
-          float out = 0.0f;
-          const float dt_x = dt * x;
-          for (std::int64_t s = 0; s < S; ++s) {
-            state[s] = decay[s] * state[s] + dt_x * b_row[s];
-            out += c_row[s] * state[s];
-          }
-          yd[token * E + e] = out + D[e] * x;
-        }
+      if (S == 16) {
+        scan_channel_block<16>(in, order, volume, n, e0, e1, yd);
+      } else {
+        scan_channel_block<0>(in, order, volume, n, e0, e1, yd);
       }
     }
   });
