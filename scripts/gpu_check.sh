@@ -21,7 +21,7 @@ status=0
     build-gpu/cli/voxmamba init --config $model --classes 3 --seed 1 -o "/tmp/$model.h5" --force >/dev/null
     build-gpu/cli/voxmamba info "/tmp/$model.h5" --json | python3 -c "import json,sys; print('engine $model parameters', json.load(sys.stdin)['parameters'])"
   done
-  for run in "small 64 0" "small 64 0.05" "base 32 0" "base 32 0.05"; do
+  for run in "small 64 0" "small 64 0.5" "base 32 0" "base 32 0.5"; do
     set -- $run
     echo "parity config=$1 size=$2 offset_scale=$3"
     PYTHON=python3 tools/parity_run.sh build-gpu/cli/voxmamba /tmp/parity "$1" "$2" cuda "$3" || status=1
