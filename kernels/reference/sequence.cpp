@@ -9,26 +9,28 @@
 
 namespace voxmamba::kernels::reference {
 
-Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
-  check_sequence(x, volume, "reorder_tokens");
+namespace {
+// y[i] = x[token_at(i)] (reorder), or y[token_at(i)] = x[i] (restore).
+Tensor permute(const Tensor& x, TokenOrder order, const VolumeShape& volume, bool restore, const char* op) {
+  check_sequence(x, volume, op);
   const std::int64_t N = x.dim(0), L = x.dim(1), F = x.dim(2);
   Tensor y = Tensor::empty(x.shape());
   for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t i = 0; i < L; ++i)
-      for (std::int64_t f = 0; f < F; ++f)
-        y.data<float>()[(n * L + i) * F + f] = x.data<float>()[(n * L + token_at(i, order, volume)) * F + f];
+    for (std::int64_t i = 0; i < L; ++i) {
+      const std::int64_t sequence_row = n * L + i, token_row = n * L + token_at(i, order, volume);
+      const std::int64_t from = restore ? sequence_row : token_row, to = restore ? token_row : sequence_row;
+      for (std::int64_t f = 0; f < F; ++f) y.data<float>()[to * F + f] = x.data<float>()[from * F + f];
+    }
   return y;
+}
+}  // namespace
+
+Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
+  return permute(x, order, volume, false, "reorder_tokens");
 }
 
 Tensor restore_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
-  check_sequence(x, volume, "restore_tokens");
-  const std::int64_t N = x.dim(0), L = x.dim(1), F = x.dim(2);
-  Tensor y = Tensor::empty(x.shape());
-  for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t i = 0; i < L; ++i)
-      for (std::int64_t f = 0; f < F; ++f)
-        y.data<float>()[(n * L + token_at(i, order, volume)) * F + f] = x.data<float>()[(n * L + i) * F + f];
-  return y;
+  return permute(x, order, volume, true, "restore_tokens");
 }
 
 Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, TokenOrder order,

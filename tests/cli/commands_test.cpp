@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "core/tensor.h"
 #include "io/npy.h"
 #include "io/tensor_file.h"
+#include "tests/file_helpers.h"
 
 #ifndef VOXMAMBA_CLI_PATH
 #error "VOXMAMBA_CLI_PATH must name the voxmamba binary"
@@ -30,6 +32,7 @@ namespace voxmamba {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace voxmamba::testing;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -63,20 +66,7 @@ RunResult run_cli(const fs::path& folder, const std::vector<std::string>& args) 
   return result;
 }
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-
-std::string make_temp_folder(const std::string& prefix) {
-  std::string pattern = (fs::path(::testing::TempDir()) / (prefix + "_XXXXXX")).string();
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
-  return pattern;
-}
+void write_text(const fs::path& path, const std::string& text) { write_bytes(path, text); }
 
 // A failure: non-zero exit, no crash, exactly one line "voxmamba: error: ..." that contains
 // every one of `words` (file names and the problem).
@@ -104,27 +94,17 @@ class CommandsTest : public ::testing::Test {
  protected:
   // One valid small model for the whole suite (~58 MB, under a second to create).
   static void SetUpTestSuite() {
-    suite_dir_ = make_temp_folder("cli_commands_suite");
+    suite_folder_ = std::make_unique<TempFolder>("cli_commands_suite");
     const RunResult result =
-        run_cli(suite_dir_, {"init", "--config", "small", "--classes", "3", "--seed", "1", "-o", "m.h5"});
+        run_cli(suite_folder_->path(), {"init", "--config", "small", "--classes", "3", "--seed", "1", "-o", "m.h5"});
     model_ok_ = result.status == 0;
     if (!model_ok_) std::fprintf(stderr, "voxmamba init failed (%d): %s\n", result.status, result.output.c_str());
   }
-  static void TearDownTestSuite() {
-    std::error_code ignored;
-    fs::remove_all(suite_dir_, ignored);
-  }
+  static void TearDownTestSuite() { suite_folder_.reset(); }
 
-  void SetUp() override {
-    ASSERT_TRUE(model_ok_) << "the suite's model could not be created";
-    dir_ = make_temp_folder("cli_commands_test");
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
+  void SetUp() override { ASSERT_TRUE(model_ok_) << "the suite's model could not be created"; }
 
-  static std::string model() { return (fs::path(suite_dir_) / "m.h5").string(); }
+  static std::string model() { return suite_folder_->file("m.h5"); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   RunResult run(const std::vector<std::string>& args) const { return run_cli(dir_, args); }
 
@@ -169,9 +149,10 @@ class CommandsTest : public ::testing::Test {
     EXPECT_FALSE(fs::exists(path("out.npy")));
   }
 
-  static inline std::string suite_dir_;
+  static inline std::unique_ptr<TempFolder> suite_folder_;
   static inline bool model_ok_ = false;
-  fs::path dir_;
+  TempFolder folder_{"cli_commands_test"};
+  const fs::path& dir_ = folder_.path();
 };
 
 // ---- bad model files -------------------------------------------------------------------

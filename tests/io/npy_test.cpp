@@ -2,6 +2,8 @@
 // that name the file and the problem.
 #include "io/npy.h"
 
+#include "tests/file_helpers.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -22,40 +24,8 @@ namespace voxmamba::io {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace voxmamba::testing;
 using ::testing::HasSubstr;
-
-const char kPython[] = "/usr/bin/python3";
-
-// Runs a shell command and returns its exit status (-1 when it did not exit normally).
-int run_shell(const std::string& command) {
-  const int status = std::system(command.c_str());
-  if (status == -1 || !WIFEXITED(status)) return -1;
-  return WEXITSTATUS(status);
-}
-
-bool python_has(const std::string& module) {
-  return run_shell(std::string(kPython) + " -c 'import " + module + "' > /dev/null 2>&1") == 0;
-}
-
-// Writes a Python script to the folder and runs it; returns its exit status.
-int run_python(const fs::path& folder, const std::string& script) {
-  const fs::path file = folder / "script.py";
-  std::ofstream(file) << "import os\nos.chdir(os.path.dirname(os.path.abspath(__file__)))\n" << script;
-  return run_shell(std::string(kPython) + " '" + file.string() + "' > '" + (folder / "python.log").string() +
-                   "' 2>&1");
-}
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 // An NPY version 1.0 file with the given header dict and payload, padded as numpy pads it.
 std::string npy_bytes(std::string header, const std::string& payload) {
@@ -70,15 +40,6 @@ std::string npy_bytes(std::string header, const std::string& payload) {
 
 class NpyTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::path(::testing::TempDir()) / "npy_test_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   // Expects read_npy(file) to throw an Error whose message names the file and contains `word`.
@@ -94,7 +55,8 @@ class NpyTest : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
+  TempFolder folder_{"npy_test"};
+  const fs::path& dir_ = folder_.path();
 };
 
 template <typename T> Tensor make_tensor(const Shape& shape, DType dtype) {

@@ -2,6 +2,8 @@
 // "Weights file"), files written by h5py, errors that name the file, and atomic writes.
 #include "io/tensor_file.h"
 
+#include "tests/file_helpers.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -20,27 +22,9 @@ namespace voxmamba::io {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace voxmamba::testing;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-const char kPython[] = "/usr/bin/python3";
-
-int run_shell(const std::string& command) {
-  const int status = std::system(command.c_str());
-  if (status == -1 || !WIFEXITED(status)) return -1;
-  return WEXITSTATUS(status);
-}
-
-bool python_has(const std::string& module) {
-  return run_shell(std::string(kPython) + " -c 'import " + module + "' > /dev/null 2>&1") == 0;
-}
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // A tensor of `shape` whose values are start, start + 0.5, ...
 Tensor ramp(const Shape& shape, float start) {
@@ -60,15 +44,6 @@ void expect_same_tensor(const Tensor& actual, const Tensor& expected) {
 
 class TensorFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::path(::testing::TempDir()) / "tensor_file_test_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   std::vector<std::string> folder_listing() const {
@@ -79,12 +54,7 @@ class TensorFileTest : public ::testing::Test {
   }
 
   // Writes a Python script into the test folder and runs it there; returns its exit status.
-  int run_python(const std::string& script) const {
-    const fs::path file = dir_ / "script.py";
-    std::ofstream(file) << "import os\nos.chdir(os.path.dirname(os.path.abspath(__file__)))\n" << script;
-    return run_shell(std::string(kPython) + " '" + file.string() + "' > '" + (dir_ / "python.log").string() +
-                     "' 2>&1");
-  }
+  int run_python(const std::string& script) const { return voxmamba::testing::run_python(dir_, script); }
   std::string python_log() const { return read_bytes(dir_ / "python.log"); }
 
   // Expects read_tensor_file(file) to throw one line that names the file and contains `word`.
@@ -100,7 +70,8 @@ class TensorFileTest : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
+  TempFolder folder_{"tensor_file_test"};
+  const fs::path& dir_ = folder_.path();
 };
 
 TensorFile sample_file() {
