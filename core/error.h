@@ -15,12 +15,6 @@ class Error : public std::runtime_error {
       : std::runtime_error(subject + ": " + message) {}
 };
 
-// Re-throws `error` with `subject` put in front, for layers that know the file name the
-// lower layer did not.
-[[noreturn]] inline void rethrow_with_subject(const std::string& subject, const std::exception& error) {
-  throw Error(subject, error.what());
-}
-
 }  // namespace voxmamba
 
 #define VOXMAMBA_CHECK(condition, message)                    \

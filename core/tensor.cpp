@@ -32,13 +32,9 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  if (!device.is_cpu()) return zeros(shape, dtype).to(device);
   Tensor tensor = empty(shape, dtype, device);
-  if (device.is_cpu()) {
-    std::memset(tensor.raw_data(), 0, tensor.bytes());
-  } else {
-    Tensor host = zeros(shape, dtype);
-    return host.to(device);
-  }
+  std::memset(tensor.raw_data(), 0, tensor.bytes());
   return tensor;
 }
 

@@ -6,12 +6,13 @@
 namespace voxmamba::kernels {
 namespace {
 
-// Returns true for the CPU. A CUDA tensor reaches here only in a CUDA build, whose op
-// kernels arrive with the CUDA backend; until then say so rather than copy silently.
-bool on_cpu(Op op, const Tensor& x) {
+// A CUDA tensor reaches here only in a CUDA build, whose op kernels arrive with the CUDA
+// backend; until then say so rather than copy to the host silently.
+void on_cpu(Op op, const Tensor& x) {
   if (!x.defined()) throw Error(std::string(op_name(op)) + ": input is missing");
-  if (x.device().is_cpu()) return true;
-  throw Error(std::string(op_name(op)) + ": no kernel for device " + x.device().name() + " yet");
+  if (!x.device().is_cpu()) {
+    throw Error(std::string(op_name(op)) + ": no kernel for device " + x.device().name() + " yet");
+  }
 }
 
 }  // namespace

@@ -63,8 +63,7 @@ Tensor MambaBlock::forward(const Tensor& x) const {
     y_sum = y_sum.defined() ? kernels::add(y_sum, y) : y;
   }
   const Tensor gated = kernels::mul(y_sum, kernels::silu(in_z.forward(tokens)));
-  Shape out_shape = volume_shape;
-  return out_proj.forward(gated).reshape(out_shape);
+  return out_proj.forward(gated).reshape(volume_shape);
 }
 
 }  // namespace voxmamba::models

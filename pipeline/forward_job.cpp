@@ -35,11 +35,12 @@ ForwardResult run_forward(const ForwardRequest& request) {
   if (!request.device.is_cpu()) {
     throw Error("device " + request.device.name() + " is not supported by forward yet (CPU only in this build)");
   }
-  const auto model = load_model_file(request.weights);
+  // The input first: it is small and cheap to check, the model may be hundreds of MB.
   const Tensor input = io::read_npy(request.input);
   if (input.dtype() != DType::f32) {
     throw Error(request.input, std::string("input must be float32, got ") + dtype_name(input.dtype()));
   }
+  const auto model = load_model_file(request.weights);
   try {
     model->check_input_shape(input.shape());
   } catch (const Error& error) {
