@@ -5,5 +5,6 @@
 namespace voxmamba::kernels {
 bool cuda_built() { return false; }
 int cuda_device_count() { return 0; }
+void synchronize(const Device&) {}
 void initialize_cuda() { throw Error("this build of VoxMamba has no CUDA backend (configure with -DVOXMAMBA_CUDA=ON)"); }
 }  // namespace voxmamba::kernels

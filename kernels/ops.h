@@ -12,6 +12,13 @@
 
 #include "core/tensor.h"
 
+// Small index helpers below are shared with the CUDA kernels.
+#ifdef __CUDACC__
+#define VOXMAMBA_HOST_DEVICE __host__ __device__
+#else
+#define VOXMAMBA_HOST_DEVICE
+#endif
+
 namespace voxmamba::kernels {
 
 enum class Op : int {
@@ -105,11 +112,11 @@ const char* token_order_name(TokenOrder order);  // "fwd", "bwd", "slice" as in 
 
 struct VolumeShape {
   std::int64_t depth = 1, height = 1, width = 1;
-  std::int64_t tokens() const { return depth * height * width; }
+  VOXMAMBA_HOST_DEVICE std::int64_t tokens() const { return depth * height * width; }
 };
 
 // Token index visited at sequence position i.
-inline std::int64_t token_at(std::int64_t i, TokenOrder order, const VolumeShape& volume) {
+VOXMAMBA_HOST_DEVICE inline std::int64_t token_at(std::int64_t i, TokenOrder order, const VolumeShape& volume) {
   switch (order) {
     case TokenOrder::Forward: return i;
     case TokenOrder::Backward: return volume.tokens() - 1 - i;

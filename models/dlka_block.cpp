@@ -9,8 +9,8 @@ DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int
   conv.deformable = deformable;
   const Tensor& weight = reader.get("weight");  // [C, 1, K, K, K]
   const std::int64_t channels = weight.dim(0);
-  conv.weight = pack_conv3d_weight(weight).reshape({weight.numel() / channels, channels});
-  conv.bias = reader.get("bias").clone();
+  conv.weight = reader.upload(pack_conv3d_weight(weight).reshape({weight.numel() / channels, channels}));
+  conv.bias = reader.tensor("bias");
   if (deformable) {
     conv.offset_dw = Conv3dLayer::load(reader.child("offset/dw"), {3, 1, 1, 1, static_cast<int>(channels)}, true);
     conv.offset_pw = LinearLayer::load(reader.child("offset/pw"), true);

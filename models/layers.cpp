@@ -45,21 +45,21 @@ Tensor pack_conv_transpose_weight(const Tensor& weight) {
 
 Conv3dLayer Conv3dLayer::load(const ParameterReader& reader, const kernels::ConvParams& params, bool with_bias) {
   Conv3dLayer layer;
-  layer.weight = pack_conv3d_weight(reader.get("weight"));
-  if (with_bias) layer.bias = reader.get("bias").clone();
+  layer.weight = reader.upload(pack_conv3d_weight(reader.get("weight")));
+  if (with_bias) layer.bias = reader.tensor("bias");
   layer.params = params;
   return layer;
 }
 
 LinearLayer LinearLayer::load(const ParameterReader& reader, bool with_bias) {
   LinearLayer layer;
-  layer.weight = pack_linear_weight(reader.get("weight"));
-  if (with_bias) layer.bias = reader.get("bias").clone();
+  layer.weight = reader.upload(pack_linear_weight(reader.get("weight")));
+  if (with_bias) layer.bias = reader.tensor("bias");
   return layer;
 }
 
 NormLayer NormLayer::load(const ParameterReader& reader) {
-  return {reader.get("weight").clone(), reader.get("bias").clone()};
+  return {reader.tensor("weight"), reader.tensor("bias")};
 }
 
 Tensor NormLayer::layer_norm(const Tensor& x) const { return kernels::layer_norm(x, weight, bias, kNormEpsilon); }

@@ -6,11 +6,11 @@ namespace voxmamba::models {
 namespace {
 
 // Rows [begin, begin + count) of a PyTorch Linear weight [out, in], packed to [in, count].
-LinearLayer linear_rows(const Tensor& weight, std::int64_t begin, std::int64_t count) {
+LinearLayer linear_rows(const ParameterReader& reader, const Tensor& weight, std::int64_t begin, std::int64_t count) {
   const std::int64_t in = weight.dim(1);
   Tensor rows = Tensor::empty({count, in});
   std::copy(weight.data<float>() + begin * in, weight.data<float>() + (begin + count) * in, rows.data<float>());
-  return LinearLayer::from_packed(pack_linear_weight(rows));
+  return LinearLayer::from_packed(reader.upload(pack_linear_weight(rows)));
 }
 
 }  // namespace
@@ -20,26 +20,25 @@ MambaBlock MambaBlock::load(const ParameterReader& reader, int dt_rank, int d_st
   block.norm = NormLayer::load(reader.child("norm"));
   const Tensor& in_proj = reader.get("in_proj/weight");  // [2E, C]
   const std::int64_t E = in_proj.dim(0) / 2;
-  block.in_x = linear_rows(in_proj, 0, E);
-  block.in_z = linear_rows(in_proj, E, E);
+  block.in_x = linear_rows(reader, in_proj, 0, E);
+  block.in_z = linear_rows(reader, in_proj, E, E);
   block.out_proj = LinearLayer::load(reader.child("out_proj"), false);
   for (std::size_t o = 0; o < kernels::kTokenOrders.size(); ++o) {
     MambaBranch& branch = block.branches[o];
     branch.order = kernels::kTokenOrders[o];
     const ParameterReader r = reader.child(kernels::token_order_name(branch.order));
-    branch.conv_weight = pack_linear_weight(r.get("conv1d/weight").reshape({E, r.get("conv1d/weight").dim(2)}));
-    branch.conv_bias = r.get("conv1d/bias").clone();
+    branch.conv_weight = r.upload(pack_linear_weight(r.get("conv1d/weight").reshape({E, r.get("conv1d/weight").dim(2)})));
+    branch.conv_bias = r.tensor("conv1d/bias");
     const Tensor& x_proj = r.get("x_proj/weight");  // [R + 2S, E], rows ordered [dt_in, B, C]
-    branch.x_to_dt = linear_rows(x_proj, 0, dt_rank);
-    branch.x_to_B = linear_rows(x_proj, dt_rank, d_state);
-    branch.x_to_C = linear_rows(x_proj, dt_rank + d_state, d_state);
+    branch.x_to_dt = linear_rows(r, x_proj, 0, dt_rank);
+    branch.x_to_B = linear_rows(r, x_proj, dt_rank, d_state);
+    branch.x_to_C = linear_rows(r, x_proj, dt_rank + d_state, d_state);
     branch.dt_proj = LinearLayer::load(r.child("dt_proj"), false);
-    branch.dt_bias = r.get("dt_proj/bias").clone();
-    branch.A = r.get("A_log").clone();
-    for (std::int64_t i = 0; i < branch.A.numel(); ++i) {
-      branch.A.data<float>()[i] = -std::exp(branch.A.data<float>()[i]);
-    }
-    branch.D = r.get("D").clone();
+    branch.dt_bias = r.tensor("dt_proj/bias");
+    Tensor A = r.get("A_log").clone();
+    for (std::int64_t i = 0; i < A.numel(); ++i) A.data<float>()[i] = -std::exp(A.data<float>()[i]);
+    branch.A = r.upload(A);
+    branch.D = r.tensor("D");
   }
   return block;
 }

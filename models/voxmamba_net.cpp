@@ -2,9 +2,10 @@
 
 namespace voxmamba::models {
 
-VoxMambaNet::VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters) : config_(config) {
+VoxMambaNet::VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters, Device device)
+    : config_(config), device_(device) {
   check_parameters(config, parameters);
-  const ParameterReader root(parameters, "");
+  const ParameterReader root(parameters, "", device);
   stem_ = Conv3dLayer::load(root.child("encoder/stem"), {7, 2, 3, 1, 1}, true);
   for (int i = 0; i < kStages; ++i) {
     const ParameterReader r = root.child("encoder/stages/" + std::to_string(i));
@@ -53,6 +54,9 @@ void VoxMambaNet::check_input_shape(const Shape& shape) const {
 
 Tensor VoxMambaNet::forward(const Tensor& input) const {
   check_input_shape(input.shape());
+  if (input.device() != device_) {
+    throw Error("input is on " + input.device().name() + " but the network is on " + device_.name());
+  }
   // Encoder: feat_i go to the decoder; x itself continues into the next stage.
   std::vector<Tensor> features;
   Tensor x = stem_.forward(input);

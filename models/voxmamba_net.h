@@ -25,18 +25,22 @@ struct EncoderStage {
 class VoxMambaNet {
  public:
   // Checks `parameters` against the config (missing, extra, mis-shaped tensors are errors
-  // naming the tensor) and packs them; the map may be dropped afterwards.
-  VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters);
+  // naming the tensor), packs them and moves them to `device`; the map may be dropped
+  // afterwards.
+  VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters, Device device = Device::cpu());
 
   const NetworkConfig& config() const { return config_; }
+  Device device() const { return device_; }
 
-  // x [N, D, H, W, in_channels] float32, D, H, W multiples of 16 -> logits [N, D, H, W, classes].
+  // x [N, D, H, W, in_channels] float32 on the network's device, D, H, W multiples of 16
+  // -> logits [N, D, H, W, classes] on that device.
   Tensor forward(const Tensor& x) const;
   // Throws Error describing why `shape` is not a valid input (rank, channels, multiples of 16).
   void check_input_shape(const Shape& shape) const;
 
  private:
   NetworkConfig config_;
+  Device device_;
   Conv3dLayer stem_;
   std::vector<EncoderStage> stages_;
   std::vector<ResBlock> encoders_;  // enc0..enc3, bott

@@ -32,23 +32,22 @@ ForwardResult run_forward(const ForwardRequest& request) {
   if (!output_folder.empty() && !std::filesystem::is_directory(output_folder)) {
     throw Error(request.output, "output folder does not exist");
   }
-  if (!request.device.is_cpu()) {
-    throw Error("device " + request.device.name() + " is not supported by forward yet (CPU only in this build)");
-  }
+  const Device device = choose_device(request.device);
   // The input first: it is small and cheap to check, the model may be hundreds of MB.
   const Tensor input = io::read_npy(request.input);
   if (input.dtype() != DType::f32) {
     throw Error(request.input, std::string("input must be float32, got ") + dtype_name(input.dtype()));
   }
-  const auto model = load_model_file(request.weights);
+  const auto model = load_model_file(request.weights, device);
   try {
     model->check_input_shape(input.shape());
   } catch (const Error& error) {
     throw Error(request.input, error.what());
   }
   const auto start = std::chrono::steady_clock::now();
-  const Tensor logits = model->forward(input);
+  const Tensor logits = model->forward(input.to(device)).to(Device::cpu());
   ForwardResult result;
+  result.device = device;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.output_shape = shape_string(logits.shape());
   io::write_npy(request.output, logits);

@@ -3,17 +3,19 @@
 #include <string>
 
 #include "core/device.h"
+#include "pipeline/model_store.h"
 
 namespace voxmamba::pipeline {
 
 struct ForwardRequest {
   std::string weights, input, output;
-  Device device = Device::cpu();
+  std::string device = "auto";  // see choose_device
 };
 
 struct ForwardResult {
-  double seconds = 0;  // the network's forward pass alone
+  double seconds = 0;  // the forward pass, with the copies to and from the device
   std::string output_shape;
+  Device device;
 };
 
 // Validates everything before any work (files, dtype, rank, channels, multiples of 16) and

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "io/tensor_file.h"
+#include "kernels/backend.h"
 #include "models/network_config_json.h"
 #include "models/parameters.h"
 
@@ -76,12 +77,28 @@ ModelDescription describe_model_file(const std::string& path) {
   });
 }
 
-std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path) {
+std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device) {
   const io::TensorFile file = io::read_tensor_file(path);
   return with_file(path, [&] {
     const models::NetworkConfig config = models::network_config_from_json(file.config_json);
-    return std::make_unique<models::VoxMambaNet>(config, file.tensors);
+    return std::make_unique<models::VoxMambaNet>(config, file.tensors, device);
   });
+}
+
+Device choose_device(const std::string& text) {
+  if (text == "auto") {
+    if (kernels::cuda_device_count() == 0) return Device::cpu();
+    kernels::initialize_cuda();
+    return Device::cuda(0);
+  }
+  const Device device = parse_device(text);
+  if (device.is_cpu()) return device;
+  kernels::initialize_cuda();
+  if (device.index >= kernels::cuda_device_count()) {
+    throw Error("device " + device.name() + " does not exist (" + std::to_string(kernels::cuda_device_count()) +
+                " GPU(s) present)");
+  }
+  return device;
 }
 
 }  // namespace voxmamba::pipeline

@@ -32,6 +32,10 @@ void create_model_file(const std::string& path, const models::NetworkConfig& con
 
 ModelDescription describe_model_file(const std::string& path);
 
-std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path);
+std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device = Device::cpu());
+
+// "auto" (the first GPU when one is usable, else the CPU), "cpu", "cuda" or "cuda:N"; a GPU
+// is initialised here, and asking for one that is not there is an error, never a fallback.
+Device choose_device(const std::string& text);
 
 }  // namespace voxmamba::pipeline

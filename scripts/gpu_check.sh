@@ -21,10 +21,17 @@ status=0
     build-gpu/cli/voxmamba init --config $model --classes 3 --seed 1 -o "/tmp/$model.h5" --force >/dev/null
     build-gpu/cli/voxmamba info "/tmp/$model.h5" --json | python3 -c "import json,sys; print('engine $model parameters', json.load(sys.stdin)['parameters'])"
   done
-  for run in "small 64 0" "small 64 0.5" "base 32 0" "base 32 0.5"; do
+  for engine in cpu cuda; do
+    for run in "small 64 0" "small 64 0.5" "base 32 0" "base 32 0.5" "base 128 0.5"; do
+      set -- $run
+      if [[ $engine == cpu && $2 == 128 ]]; then continue; fi
+      echo "parity engine=$engine config=$1 size=$2 offset_scale=$3"
+      ENGINE_DEVICE=$engine PYTHON=python3 tools/parity_run.sh build-gpu/cli/voxmamba /tmp/parity "$1" "$2" cuda "$3" || status=1
+    done
+  done
+  for run in "small 128" "base 64" "base 128"; do
     set -- $run
-    echo "parity config=$1 size=$2 offset_scale=$3"
-    PYTHON=python3 tools/parity_run.sh build-gpu/cli/voxmamba /tmp/parity "$1" "$2" cuda "$3" || status=1
+    build-gpu/bench/voxmamba_forward_benchmark --device cuda --config "$1" --size "$2" --repeats 20
   done
   exit $status
 } 2>&1 | tee "$out/gpu_check.log"

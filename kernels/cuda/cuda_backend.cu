@@ -1,59 +1,121 @@
-// The CUDA backend's entry points: device discovery and the device allocator that core/
-// uses for tensors on the GPU. The op kernels themselves come with the CUDA backend issue;
-// until then kernels/ops.cpp reports a clear error for a CUDA tensor.
+// The CUDA backend's entry points: device discovery, error checks, and the caching device
+// allocator that core/ uses for tensors on the GPU. cudaMalloc/cudaFree synchronise the
+// device and cost tens of microseconds, so freed blocks are kept by size for reuse.
 #include <cuda_runtime.h>
 
+#include <map>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/memory.h"
 #include "kernels/backend.h"
+#include "kernels/cuda/cuda_common.cuh"
 
 namespace voxmamba::kernels {
-namespace {
+namespace cuda {
 
 void check_cuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess) throw Error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
 }
 
-class CudaAllocator final : public DeviceAllocator {
+void require_cuda_f32(const Tensor& x, const char* op, const char* what) {
+  if (!x.defined()) return;
+  if (x.dtype() != DType::f32) throw Error(std::string(op) + ": " + what + " must be float32");
+  if (x.device().type != DeviceType::CUDA) throw Error(std::string(op) + ": " + what + " must be on the GPU");
+}
+
+namespace {
+
+constexpr std::size_t kGranule = std::size_t(2) << 20;  // sizes rounded to 2 MiB above 1 MiB
+
+class CachingCudaAllocator final : public DeviceAllocator {
  public:
   void* allocate(std::size_t bytes, int device_index) override {
+    const std::size_t rounded = round(bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = free_.find({device_index, rounded});
+    if (found != free_.end()) {
+      void* pointer = found->second;
+      free_.erase(found);
+      in_use_[pointer] = {device_index, rounded};
+      return pointer;
+    }
     check_cuda(cudaSetDevice(device_index), "select device");
     void* pointer = nullptr;
-    check_cuda(cudaMalloc(&pointer, bytes == 0 ? 1 : bytes), "allocate device memory");
+    cudaError_t status = cudaMalloc(&pointer, rounded);
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      release_cache();  // give cached blocks back and try once more before failing
+      status = cudaMalloc(&pointer, rounded);
+    }
+    if (status != cudaSuccess) {
+      cudaGetLastError();
+      throw Error("out of GPU memory allocating " + std::to_string(bytes >> 20) + " MiB on cuda:" +
+                  std::to_string(device_index));
+    }
+    in_use_[pointer] = {device_index, rounded};
     return pointer;
   }
-  void release(void* pointer, int device_index) override {
-    cudaSetDevice(device_index);
-    cudaFree(pointer);
+
+  void release(void* pointer, int) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = in_use_.find(pointer);
+    if (found == in_use_.end()) return;
+    free_.emplace(found->second, pointer);
+    in_use_.erase(found);
   }
-  void copy(void* destination, Device destination_device, const void* source, Device source_device,
-            std::size_t bytes) override {
-    cudaMemcpyKind kind = cudaMemcpyDefault;  // unified addressing tells the directions apart
-    check_cuda(cudaMemcpy(destination, source, bytes, kind), "copy");
+
+  void copy(void* destination, Device, const void* source, Device, std::size_t bytes) override {
+    check_cuda(cudaMemcpy(destination, source, bytes, cudaMemcpyDefault), "copy");
   }
+
+ private:
+  using Key = std::pair<int, std::size_t>;  // device, rounded size
+  static std::size_t round(std::size_t bytes) {
+    if (bytes <= 512) return 512;
+    if (bytes < (std::size_t(1) << 20)) return (bytes + 511) / 512 * 512;
+    return (bytes + kGranule - 1) / kGranule * kGranule;
+  }
+  void release_cache() {
+    for (auto& [key, pointer] : free_) {
+      cudaSetDevice(key.first);
+      cudaFree(pointer);
+    }
+    free_.clear();
+  }
+
+  std::mutex mutex_;
+  std::multimap<Key, void*> free_;
+  std::unordered_map<void*, Key> in_use_;
 };
 
 }  // namespace
+}  // namespace cuda
 
 bool cuda_built() { return true; }
 
 int cuda_device_count() {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no driver" error so later calls start clean
+    cudaGetLastError();  // clear the "no driver" error so later calls start clean
     return 0;
   }
   return count;
+}
+
+void synchronize(const Device& device) {
+  if (device.is_cpu()) return;
+  cuda::check_cuda(cudaSetDevice(device.index), "select device");
+  cuda::check_cuda(cudaDeviceSynchronize(), "synchronize");
 }
 
 void initialize_cuda() {
   static std::once_flag once;
   std::call_once(once, [] {
     if (cuda_device_count() == 0) throw Error("no CUDA device is available (no GPU or no driver)");
-    static CudaAllocator allocator;
+    static cuda::CachingCudaAllocator allocator;
     register_device_allocator(DeviceType::CUDA, &allocator);
   });
 }

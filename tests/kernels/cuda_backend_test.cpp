@@ -27,16 +27,26 @@ TEST(CudaBackend, TensorRoundTripsThroughDeviceMemory) {
   for (std::int64_t i = 0; i < host.numel(); ++i) ASSERT_EQ(back.data<float>()[i], host.data<float>()[i]);
 }
 
-TEST(CudaBackend, OpsOnDeviceTensorsSayTheyAreNotImplementedYet) {
+TEST(CudaBackend, OpsOnDeviceTensorsStayOnTheDevice) {
   REQUIRE_GPU();
   initialize_cuda();
-  const Tensor x = Tensor::zeros({2, 2}).to(Device::cuda(0));
-  try {
-    gelu(x);
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("cuda:0"), std::string::npos) << error.what();
+  const Tensor x = Tensor::full({2, 3}, -1.0f).to(Device::cuda(0));
+  const Tensor y = leaky_relu(x, 0.5f);
+  EXPECT_EQ(y.device(), Device::cuda(0));
+  const Tensor host = y.to(Device::cpu());
+  for (std::int64_t i = 0; i < host.numel(); ++i) EXPECT_EQ(host.data<float>()[i], -0.5f);
+}
+
+TEST(CudaBackend, ReusesFreedDeviceBlocks) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  void* first = nullptr;
+  {
+    const Tensor a = Tensor::empty({1 << 20}, DType::f32, Device::cuda(0));
+    first = a.raw_data();
   }
+  const Tensor b = Tensor::empty({1 << 20}, DType::f32, Device::cuda(0));
+  EXPECT_EQ(b.raw_data(), first);  // the caching allocator handed the same block back
 }
 
 TEST(CudaBackend, BuildWithoutCudaRefusesClearly) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "kernels/reference/reference_ops.h"
 #include "tests/test_util.h"
@@ -15,7 +16,13 @@ namespace voxmamba::kernels {
 namespace {
 
 using voxmamba::testing::close;
-using voxmamba::testing::random_tensor;
+
+// Where the harness puts a case's inputs: the CPU for the reference and the CPU backend, the
+// GPU for the CUDA backend. Cases build their inputs through input().
+Device g_input_device = Device::cpu();
+Tensor input(const Shape& shape, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
+  return voxmamba::testing::random_tensor(shape, seed, low, high).to(g_input_device);
+}
 
 struct OpCase {
   Op op;
@@ -31,9 +38,9 @@ struct OpCase {
 OpCase conv_case(const std::string& name, Shape x_shape, int cout, ConvParams p, bool bias) {
   return {Op::Conv3d, name, [=](bool reference) {
             const std::int64_t cin = x_shape[4];
-            const Tensor x = random_tensor(x_shape, 1);
-            const Tensor w = random_tensor({static_cast<std::int64_t>(p.kernel) * p.kernel * p.kernel, cin / p.groups, cout}, 2);
-            const Tensor b = bias ? random_tensor({cout}, 3) : Tensor();
+            const Tensor x = input(x_shape, 1);
+            const Tensor w = input({static_cast<std::int64_t>(p.kernel) * p.kernel * p.kernel, cin / p.groups, cout}, 2);
+            const Tensor b = bias ? input({cout}, 3) : Tensor();
             return CALL(conv3d, x, w, b, p);
           }};
 }
@@ -43,16 +50,16 @@ OpCase deform_case(const std::string& name, Shape x_shape, int kernel, int dilat
             const std::int64_t taps = static_cast<std::int64_t>(kernel) * kernel * kernel;
             Shape offset_shape = x_shape;
             offset_shape[4] = 3 * taps;
-            const Tensor x = random_tensor(x_shape, 4);
-            const Tensor offsets = random_tensor(offset_shape, 5, -offset_range, offset_range);
-            const Tensor w = random_tensor({taps, x_shape[4]}, 6);
-            const Tensor b = random_tensor({x_shape[4]}, 7);
+            const Tensor x = input(x_shape, 4);
+            const Tensor offsets = input(offset_shape, 5, -offset_range, offset_range);
+            const Tensor w = input({taps, x_shape[4]}, 6);
+            const Tensor b = input({x_shape[4]}, 7);
             return CALL(deform_dwconv3d, x, offsets, w, b, kernel, dilation);
           }};
 }
 
 OpCase unary_case(Op op, const std::string& name, std::function<Tensor(const Tensor&, bool)> f, float range) {
-  return {op, name, [=](bool reference) { return f(random_tensor({3, 5, 7, 11}, 8, -range, range), reference); }};
+  return {op, name, [=](bool reference) { return f(input({3, 5, 7, 11}, 8, -range, range), reference); }};
 }
 
 std::vector<OpCase> all_cases() {
@@ -71,9 +78,9 @@ std::vector<OpCase> all_cases() {
 
   for (bool bias : {false, true}) {
     cases.push_back({Op::ConvTranspose3d, bias ? "transposed_bias" : "transposed", [=](bool reference) {
-                       const Tensor x = random_tensor({2, 3, 2, 5, 4}, 9);
-                       const Tensor w = random_tensor({4, 8, 3}, 10);
-                       return CALL(conv_transpose3d_k2s2, x, w, bias ? random_tensor({3}, 11) : Tensor());
+                       const Tensor x = input({2, 3, 2, 5, 4}, 9);
+                       const Tensor w = input({4, 8, 3}, 10);
+                       return CALL(conv_transpose3d_k2s2, x, w, bias ? input({3}, 11) : Tensor());
                      }});
   }
 
@@ -83,20 +90,20 @@ std::vector<OpCase> all_cases() {
   cases.push_back(deform_case("deform_size1_axes", {1, 1, 1, 3, 5}, 3, 1, 1.0f));
 
   cases.push_back({Op::LayerNorm, "layer_norm_c7", [](bool reference) {
-                     return CALL(layer_norm, random_tensor({2, 3, 4, 5, 7}, 12, -3, 5), random_tensor({7}, 13),
-                                 random_tensor({7}, 14), 1e-5f);
+                     return CALL(layer_norm, input({2, 3, 4, 5, 7}, 12, -3, 5), input({7}, 13),
+                                 input({7}, 14), 1e-5f);
                    }});
   cases.push_back({Op::LayerNorm, "layer_norm_c96", [](bool reference) {
-                     return CALL(layer_norm, random_tensor({1, 2, 3, 4, 96}, 15), random_tensor({96}, 16),
-                                 random_tensor({96}, 17), 1e-5f);
+                     return CALL(layer_norm, input({1, 2, 3, 4, 96}, 15), input({96}, 16),
+                                 input({96}, 17), 1e-5f);
                    }});
   cases.push_back({Op::InstanceNorm, "instance_norm", [](bool reference) {
-                     return CALL(instance_norm, random_tensor({2, 5, 4, 3, 6}, 18, -2, 4), random_tensor({6}, 19),
-                                 random_tensor({6}, 20), 1e-5f);
+                     return CALL(instance_norm, input({2, 5, 4, 3, 6}, 18, -2, 4), input({6}, 19),
+                                 input({6}, 20), 1e-5f);
                    }});
   cases.push_back({Op::InstanceNorm, "instance_norm_one_voxel", [](bool reference) {
-                     return CALL(instance_norm, random_tensor({2, 1, 1, 1, 4}, 21), random_tensor({4}, 22),
-                                 random_tensor({4}, 23), 1e-5f);
+                     return CALL(instance_norm, input({2, 1, 1, 1, 4}, 21), input({4}, 22),
+                                 input({4}, 23), 1e-5f);
                    }});
 
   cases.push_back(unary_case(Op::Gelu, "gelu", [](const Tensor& x, bool reference) { return CALL(gelu, x); }, 6));
@@ -108,8 +115,8 @@ std::vector<OpCase> all_cases() {
 
   for (bool bias : {false, true}) {
     cases.push_back({Op::Linear, bias ? "linear_bias" : "linear", [=](bool reference) {
-                       return CALL(linear, random_tensor({3, 17, 13}, 24), random_tensor({13, 11}, 25),
-                                   bias ? random_tensor({11}, 26) : Tensor());
+                       return CALL(linear, input({3, 17, 13}, 24), input({13, 11}, 25),
+                                   bias ? input({11}, 26) : Tensor());
                      }});
   }
 
@@ -117,28 +124,28 @@ std::vector<OpCase> all_cases() {
   for (TokenOrder order : kTokenOrders) {
     const std::string o = token_order_name(order);
     cases.push_back({Op::ReorderTokens, "reorder_" + o, [=](bool reference) {
-                       return CALL(reorder_tokens, random_tensor({2, 60, 3}, 27), order, volume);
+                       return CALL(reorder_tokens, input({2, 60, 3}, 27), order, volume);
                      }});
     cases.push_back({Op::RestoreTokens, "restore_" + o, [=](bool reference) {
-                       return CALL(restore_tokens, random_tensor({2, 60, 3}, 28), order, volume);
+                       return CALL(restore_tokens, input({2, 60, 3}, 28), order, volume);
                      }});
     for (bool silu_on : {false, true}) {
       cases.push_back({Op::CausalConv1d, "causal_conv1d_" + o + (silu_on ? "_silu" : ""), [=](bool reference) {
-                         return CALL(causal_conv1d, random_tensor({2, 60, 6}, 29), random_tensor({4, 6}, 30),
-                                     random_tensor({6}, 31), order, volume, silu_on);
+                         return CALL(causal_conv1d, input({2, 60, 6}, 29), input({4, 6}, 30),
+                                     input({6}, 31), order, volume, silu_on);
                        }});
     }
     for (std::int64_t states : {3, 16}) {
       cases.push_back({Op::SelectiveScan, "selective_scan_" + o + "_S" + std::to_string(states),
                        [=](bool reference) {
                          ScanInputs in;
-                         in.u = random_tensor({2, 60, 5}, 32);
-                         in.delta = random_tensor({2, 60, 5}, 33, -3, 1);
-                         in.delta_bias = random_tensor({5}, 34, -2, 0);
-                         in.A = random_tensor({5, states}, 35, -4, -0.1f);
-                         in.B = random_tensor({2, 60, states}, 36);
-                         in.C = random_tensor({2, 60, states}, 37);
-                         in.D = random_tensor({5}, 38);
+                         in.u = input({2, 60, 5}, 32);
+                         in.delta = input({2, 60, 5}, 33, -3, 1);
+                         in.delta_bias = input({5}, 34, -2, 0);
+                         in.A = input({5, states}, 35, -4, -0.1f);
+                         in.B = input({2, 60, states}, 36);
+                         in.C = input({2, 60, states}, 37);
+                         in.D = input({5}, 38);
                          return CALL(selective_scan, in, order, volume);
                        },
                        1e-5});
@@ -146,20 +153,20 @@ std::vector<OpCase> all_cases() {
   }
 
   cases.push_back({Op::Add, "add", [](bool reference) {
-                     return CALL(add, random_tensor({4, 9}, 39), random_tensor({4, 9}, 40));
+                     return CALL(add, input({4, 9}, 39), input({4, 9}, 40));
                    }});
   cases.push_back({Op::Mul, "mul", [](bool reference) {
-                     return CALL(mul, random_tensor({4, 9}, 41), random_tensor({4, 9}, 42));
+                     return CALL(mul, input({4, 9}, 41), input({4, 9}, 42));
                    }});
   cases.push_back({Op::ConcatChannels, "concat_channels", [](bool reference) {
-                     return CALL(concat_channels, random_tensor({2, 3, 2, 2, 5}, 43), random_tensor({2, 3, 2, 2, 3}, 44));
+                     return CALL(concat_channels, input({2, 3, 2, 2, 5}, 43), input({2, 3, 2, 2, 3}, 44));
                    }});
   cases.push_back({Op::Softmax, "softmax", [](bool reference) {
-                     return CALL(softmax, random_tensor({5, 7, 4}, 45, -30, 30));
+                     return CALL(softmax, input({5, 7, 4}, 45, -30, 30));
                    }});
   cases.push_back({Op::Argmax, "argmax", [](bool reference) {
                      // Compared as floats; ties are impossible with continuous random values.
-                     const Tensor labels = CALL(argmax, random_tensor({6, 5, 9}, 46));
+                     const Tensor labels = CALL(argmax, input({6, 5, 9}, 46)).to(Device::cpu());
                      Tensor as_float = Tensor::empty(labels.shape());
                      for (std::int64_t i = 0; i < labels.numel(); ++i) {
                        as_float.data<float>()[i] = static_cast<float>(labels.data<std::int32_t>()[i]);
@@ -169,13 +176,28 @@ std::vector<OpCase> all_cases() {
   return cases;
 }
 
-class OpsTest : public ::testing::TestWithParam<OpCase> {};
+class OpsTest : public ::testing::TestWithParam<OpCase> {
+ protected:
+  void TearDown() override { g_input_device = Device::cpu(); }
 
-TEST_P(OpsTest, BackendMatchesReference) {
-  const OpCase& c = GetParam();
-  const Tensor expected = c.run(true);
-  const Tensor actual = c.run(false);
-  EXPECT_TRUE(close(actual, expected, c.tolerance)) << op_name(c.op) << " / " << c.name;
+  // Runs the case on the reference (inputs on the CPU) and on `device`'s backend.
+  void expect_backend_matches_reference(Device device) {
+    const OpCase& c = GetParam();
+    g_input_device = Device::cpu();
+    const Tensor expected = c.run(true);
+    g_input_device = device;
+    const Tensor actual = c.run(false).to(Device::cpu());
+    EXPECT_TRUE(close(actual, expected, c.tolerance)) << op_name(c.op) << " / " << c.name << " on " << device.name();
+  }
+};
+
+TEST_P(OpsTest, CpuMatchesReference) { expect_backend_matches_reference(Device::cpu()); }
+
+TEST_P(OpsTest, CudaMatchesReference) {
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
+  initialize_cuda();
+  expect_backend_matches_reference(Device::cuda(0));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllOps, OpsTest, ::testing::ValuesIn(all_cases()),
