@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/thread_pool.h"
+#include "pipeline/describe.h"
 #include "pipeline/forward_job.h"
 #include "pipeline/model_store.h"
 
@@ -74,22 +75,30 @@ void add_init_command(CLI::App& app) {
 }
 
 void add_info_command(CLI::App& app) {
-  CLI::App* command = app.add_subcommand("info", "Describe a model file: config and parameter counts");
-  command->add_option("path", info_options.path, "model file (HDF5)")->required();
-  command->add_flag("--json", info_options.json, "print JSON (keys: path, config, modules, parameters)");
-  command->footer("Example: voxmamba info model.h5 --json");
+  CLI::App* command = app.add_subcommand(
+      "info", "Describe a model file (config, parameter counts) or an image / DICOM folder (geometry, range)");
+  command->add_option("path", info_options.path, "model file (HDF5), image file (NIfTI, NRRD, MHA) or DICOM folder")
+      ->required();
+  command->add_flag("--json", info_options.json,
+                    "print JSON (model: path, config, modules, parameters; image: size, spacing, origin, "
+                    "direction, pixel_type, min, max, series)");
+  command->footer(
+      "Sizes, spacing and origin are in (x, y, z) order, in mm, in the LPS frame; direction is the 3x3\n"
+      "matrix of the axes' directions (column c = axis c), row-major.\n"
+      "Examples: voxmamba info model.h5 --json\n"
+      "          voxmamba info scan.nii.gz\n"
+      "          voxmamba info dicom_folder/ --json");
   actions()["info"] = [] {
-    const pipeline::ModelDescription description = pipeline::describe_model_file(info_options.path);
-    if (!info_options.json) {
-      print_description_text(info_options.path, description);
+    if (pipeline::is_model_file(info_options.path) && !info_options.json) {
+      print_description_text(info_options.path, pipeline::describe_model_file(info_options.path));
       return;
     }
-    nlohmann::json out;
-    out["path"] = info_options.path;
-    out["config"] = nlohmann::json::parse(description.config_json);
-    out["modules"] = description.modules;
-    out["parameters"] = description.parameters;
-    std::printf("%s\n", out.dump(2).c_str());
+    const nlohmann::json description = pipeline::describe_path(info_options.path);
+    if (info_options.json) {
+      std::printf("%s\n", description.dump(2).c_str());
+      return;
+    }
+    for (const auto& [key, value] : description.items()) std::printf("%-11s %s\n", (key + ":").c_str(), value.dump().c_str());
   };
 }
 

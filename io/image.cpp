@@ -1,0 +1,326 @@
+#include "io/image.h"
+
+#include <itkGDCMImageIO.h>
+#include <itkGDCMImageIOFactory.h>
+#include <itkGDCMSeriesFileNames.h>
+#include <itkImage.h>
+#include <itkImageFileReader.h>
+#include <itkImageFileWriter.h>
+#include <itkImageIOFactory.h>
+#include <itkImageSeriesReader.h>
+#include <itkMetaDataObject.h>
+#include <itkMetaImageIOFactory.h>
+#include <itkNiftiImageIOFactory.h>
+#include <itkNrrdImageIOFactory.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <optional>
+
+#include "io/atomic_file.h"
+#include "io/nifti_header.h"
+
+namespace voxmamba::io {
+namespace {
+
+using FloatImage = itk::Image<float, 3>;
+
+// Explicit registration instead of ITK's CMake-generated factory lists, so that no ITK
+// build setting leaks into the rest of the project.
+void register_image_formats() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    itk::NiftiImageIOFactory::RegisterOneFactory();
+    itk::NrrdImageIOFactory::RegisterOneFactory();
+    itk::MetaImageIOFactory::RegisterOneFactory();
+    itk::GDCMImageIOFactory::RegisterOneFactory();
+  });
+}
+
+// ITK's messages span several lines with source locations; keep the description's first line.
+std::string short_reason(const itk::ExceptionObject& error) {
+  std::string text = error.GetDescription();
+  text = text.substr(0, text.find('\n'));
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.pop_back();
+  return text.empty() ? "unreadable" : text;
+}
+
+bool is_folder(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+void require_exists(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) throw Error(path, "no such file or folder");
+}
+
+std::string pixel_type_name(const itk::ImageIOBase* io) {
+  using C = itk::IOComponentEnum;
+  switch (io->GetComponentType()) {
+    case C::UCHAR: return "uint8";
+    case C::CHAR: return "int8";
+    case C::USHORT: return "uint16";
+    case C::SHORT: return "int16";
+    case C::UINT: return "uint32";
+    case C::INT: return "int32";
+    case C::ULONG: case C::ULONGLONG: return "uint64";
+    case C::LONG: case C::LONGLONG: return "int64";
+    case C::FLOAT: return "float32";
+    case C::DOUBLE: return "float64";
+    default: return "unknown";
+  }
+}
+
+Geometry geometry_of(const FloatImage* image) {
+  Geometry g;
+  const auto size = image->GetLargestPossibleRegion().GetSize();
+  for (int a = 0; a < 3; ++a) {
+    g.size[a] = static_cast<std::int64_t>(size[a]);
+    g.spacing[a] = image->GetSpacing()[a];
+    g.origin[a] = image->GetOrigin()[a];
+    for (int b = 0; b < 3; ++b) g.direction[a * 3 + b] = image->GetDirection()(a, b);
+  }
+  return g;
+}
+
+template <typename Image> typename Image::Pointer make_image(const Geometry& g) {
+  auto image = Image::New();
+  typename Image::SizeType size;
+  typename Image::SpacingType spacing;
+  typename Image::PointType origin;
+  typename Image::DirectionType direction;
+  for (int a = 0; a < 3; ++a) {
+    size[a] = static_cast<itk::SizeValueType>(g.size[a]);
+    spacing[a] = g.spacing[a];
+    origin[a] = g.origin[a];
+    for (int b = 0; b < 3; ++b) direction(a, b) = g.direction[a * 3 + b];
+  }
+  image->SetRegions(typename Image::RegionType(size));
+  image->SetSpacing(spacing);
+  image->SetOrigin(origin);
+  image->SetDirection(direction);
+  image->Allocate();
+  return image;
+}
+
+Volume volume_from(const FloatImage* image, std::string pixel_type) {
+  Volume volume;
+  volume.geometry = geometry_of(image);
+  const auto& s = volume.geometry.size;
+  volume.voxels = Tensor::empty({s[2], s[1], s[0], 1});
+  std::copy(image->GetBufferPointer(), image->GetBufferPointer() + volume.voxels.numel(),
+            volume.voxels.data<float>());
+  volume.pixel_type = std::move(pixel_type);
+  return volume;
+}
+
+// NIfTI facts ITK 5.2 gets wrong or does not check (see io/nifti_header.h). Returns the
+// header of a NIfTI-1 file, nothing for other formats; throws for NIfTI-2 and truncation.
+std::optional<NiftiHeader> check_nifti(const std::string& path) {
+  if (!has_nifti_ending(path)) return std::nullopt;
+  NiftiHeader header;
+  try {
+    header = read_nifti_header(path);
+  } catch (const Error&) {
+    return std::nullopt;  // not NIfTI at all: ITK's own check reports it
+  }
+  if (header.version == 2) {
+    const std::int64_t rank = header.dim[0];
+    if (rank >= 4 && header.dim[4] > 1) {
+      throw Error(path, "is a 4D NIfTI-2 image with " + std::to_string(header.dim[4]) +
+                            " volumes; VoxMamba reads 3D images (one file per channel)");
+    }
+    throw Error(path, "is a NIfTI-2 file, which this build cannot read yet (save it as NIfTI-1)");
+  }
+  if (header.file_bytes < header.data_bytes) {
+    throw Error(path, "truncated or corrupt file: the header needs " + std::to_string(header.data_bytes) +
+                          " bytes, the file holds " + (header.file_bytes < 0 ? std::string("a broken stream") : std::to_string(header.file_bytes)));
+  }
+  return header;
+}
+
+// The NIfTI standard's precedence (and nibabel's): the sform, when its code is set.
+void apply_sform(const NiftiHeader& header, Geometry& g) {
+  const double to_lps[3] = {-1, -1, 1};  // RAS -> LPS
+  for (int c = 0; c < 3; ++c) {
+    double column[3];
+    for (int r = 0; r < 3; ++r) column[r] = to_lps[r] * header.srow[r][c];
+    const double length = std::sqrt(column[0] * column[0] + column[1] * column[1] + column[2] * column[2]);
+    if (length <= 0) return;  // a degenerate sform: keep what ITK derived
+    g.spacing[c] = length;
+    for (int r = 0; r < 3; ++r) g.direction[r * 3 + c] = column[r] / length;
+  }
+  for (int r = 0; r < 3; ++r) g.origin[r] = to_lps[r] * header.srow[r][3];
+}
+
+Volume read_file(const std::string& path) {
+  const std::optional<NiftiHeader> nifti = check_nifti(path);
+  itk::ImageIOBase::Pointer io =
+      itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+  if (!io) throw Error(path, "not a readable image (unknown format, or a corrupt file)");
+  try {
+    io->SetFileName(path);
+    io->ReadImageInformation();
+  } catch (const itk::ExceptionObject& error) {
+    throw Error(path, "cannot read the image header: " + short_reason(error));
+  }
+  const unsigned dimensions = io->GetNumberOfDimensions();
+  for (unsigned d = 3; d < dimensions; ++d) {
+    if (io->GetDimensions(d) > 1) {
+      throw Error(path, "is a " + std::to_string(dimensions) + "D image with " + std::to_string(io->GetDimensions(d)) +
+                            " volumes; VoxMamba reads 3D images (one file per channel)");
+    }
+  }
+  if (dimensions < 2) throw Error(path, "is not a 3D image");
+  if (io->GetNumberOfComponents() != 1) {
+    throw Error(path, "has " + std::to_string(io->GetNumberOfComponents()) +
+                          " components per voxel (RGB or vector image); expected a scalar image");
+  }
+  auto reader = itk::ImageFileReader<FloatImage>::New();
+  reader->SetFileName(path);
+  reader->SetImageIO(io);
+  try {
+    reader->Update();
+  } catch (const itk::ExceptionObject& error) {
+    throw Error(path, "cannot read the voxels (truncated or corrupt file): " + short_reason(error));
+  }
+  Volume volume = volume_from(reader->GetOutput(), pixel_type_name(io));
+  if (nifti && nifti->sform_code > 0) apply_sform(*nifti, volume.geometry);
+  return volume;
+}
+
+const DicomSeries& choose_series(const std::string& folder, const std::vector<DicomSeries>& series,
+                                 const std::string& uid) {
+  if (series.empty()) throw Error(folder, "no DICOM series found in this folder");
+  if (!uid.empty()) {
+    for (const DicomSeries& s : series) {
+      if (s.uid == uid) return s;
+    }
+    throw Error(folder, "has no DICOM series with UID " + uid);
+  }
+  if (series.size() > 1) {
+    std::string listing;
+    for (const DicomSeries& s : series) listing += " " + s.uid + " (" + std::to_string(s.slices) + " slices)";
+    throw Error(folder, "holds " + std::to_string(series.size()) + " DICOM series; choose one with --series UID:" +
+                            listing);
+  }
+  return series.front();
+}
+
+Volume read_dicom(const std::string& folder, const std::string& uid) {
+  const std::vector<DicomSeries> series = list_dicom_series(folder);
+  const DicomSeries& chosen = choose_series(folder, series, uid);
+  auto io = itk::GDCMImageIO::New();
+  auto reader = itk::ImageSeriesReader<FloatImage>::New();
+  reader->SetImageIO(io);
+  reader->SetFileNames(chosen.files);
+  try {
+    reader->Update();  // GDCMImageIO applies rescale slope and intercept for a float output
+  } catch (const itk::ExceptionObject& error) {
+    throw Error(folder, "cannot read DICOM series " + chosen.uid + ": " + short_reason(error));
+  }
+  return volume_from(reader->GetOutput(), pixel_type_name(io));
+}
+
+template <typename Pixel, typename Source>
+void write_image(const std::string& path, const Source* values, const Geometry& geometry) {
+  using Image = itk::Image<Pixel, 3>;
+  auto image = make_image<Image>(geometry);
+  const std::int64_t count = geometry.size[0] * geometry.size[1] * geometry.size[2];
+  std::transform(values, values + count, image->GetBufferPointer(), [](Source v) { return static_cast<Pixel>(v); });
+  write_atomically(path, [&](const std::string& temporary) {
+    auto writer = itk::ImageFileWriter<Image>::New();
+    writer->SetFileName(temporary);
+    writer->SetInput(image);
+    writer->UseCompressionOn();
+    try {
+      writer->Update();
+    } catch (const itk::ExceptionObject& error) {
+      throw Error(path, "cannot write the image: " + short_reason(error));
+    }
+  });
+}
+
+void check_voxels_match(const std::string& path, const Tensor& voxels, const Geometry& geometry) {
+  const std::int64_t count = geometry.size[0] * geometry.size[1] * geometry.size[2];
+  if (voxels.numel() != count) {
+    throw Error(path, "voxel count " + std::to_string(voxels.numel()) + " does not match the geometry's size");
+  }
+}
+
+}  // namespace
+
+std::vector<DicomSeries> list_dicom_series(const std::string& folder) {
+  register_image_formats();
+  require_exists(folder);
+  std::vector<DicomSeries> result;
+  try {
+    auto names = itk::GDCMSeriesFileNames::New();
+    names->SetUseSeriesDetails(true);
+    names->SetDirectory(folder);
+    for (const std::string& uid : names->GetSeriesUIDs()) {
+      DicomSeries series;
+      series.uid = uid;
+      series.files = names->GetFileNames(uid);
+      series.slices = static_cast<std::int64_t>(series.files.size());
+      auto io = itk::GDCMImageIO::New();
+      io->SetFileName(series.files.front());
+      io->ReadImageInformation();
+      itk::ExposeMetaData<std::string>(io->GetMetaDataDictionary(), "0008|103e", series.description);
+      while (!series.description.empty() && series.description.back() == ' ') series.description.pop_back();
+      series.size = {static_cast<std::int64_t>(io->GetDimensions(0)), static_cast<std::int64_t>(io->GetDimensions(1)),
+                     series.slices};
+      result.push_back(std::move(series));
+    }
+  } catch (const itk::ExceptionObject& error) {
+    throw Error(folder, "cannot list DICOM series: " + short_reason(error));
+  }
+  std::sort(result.begin(), result.end(), [](const DicomSeries& a, const DicomSeries& b) { return a.slices > b.slices; });
+  return result;
+}
+
+Volume read_image(const std::string& path, const std::string& series_uid) {
+  register_image_formats();
+  require_exists(path);
+  return is_folder(path) ? read_dicom(path, series_uid) : read_file(path);
+}
+
+ImageInfo describe_image(const std::string& path) {
+  ImageInfo info;
+  std::string uid;
+  if (is_folder(path)) {
+    info.series = list_dicom_series(path);
+    if (!info.series.empty()) uid = info.series.front().uid;  // describe the largest series
+  }
+  const Volume volume = read_image(path, uid);
+  info.geometry = volume.geometry;
+  info.pixel_type = volume.pixel_type;
+  const float* v = volume.voxels.data<float>();
+  const auto range = std::minmax_element(v, v + volume.voxels.numel());
+  info.min = volume.voxels.numel() ? *range.first : 0.0;
+  info.max = volume.voxels.numel() ? *range.second : 0.0;
+  return info;
+}
+
+void write_labels(const std::string& path, const Tensor& labels, const Geometry& geometry, LabelType type) {
+  check_voxels_match(path, labels, geometry);
+  register_image_formats();
+  if (labels.dtype() != DType::i32) throw Error(path, "label maps are written from int32 labels");
+  const std::int32_t* values = labels.data<std::int32_t>();
+  if (type == LabelType::UInt8) {
+    write_image<std::uint8_t>(path, values, geometry);
+  } else {
+    write_image<std::int16_t>(path, values, geometry);
+  }
+}
+
+void write_float_image(const std::string& path, const Tensor& voxels, const Geometry& geometry) {
+  check_voxels_match(path, voxels, geometry);
+  register_image_formats();
+  write_image<float>(path, voxels.data<float>(), geometry);
+}
+
+}  // namespace voxmamba::io

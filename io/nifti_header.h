@@ -1,0 +1,28 @@
+#pragma once
+// What ITK 5.2 does not tell us about a NIfTI file, read from its header with zlib:
+// - which transform the file prefers: the NIfTI standard (and nibabel) take the sform when
+//   sform_code > 0, ITK 5.2 takes the qform; the two differ in real files (mricron's JHU
+//   atlas has a left-handed qform and a right-handed sform), so io/ applies the standard's
+//   rule itself;
+// - whether the file holds all its voxels (ITK reads a truncated .nii.gz without error);
+// - NIfTI-2 headers, which ITK 5.2 cannot read, so that the error can say what the file is.
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace voxmamba::io {
+
+struct NiftiHeader {
+  int version = 1;                      // 1 or 2
+  std::array<std::int64_t, 8> dim{};    // dim[0] = rank
+  int sform_code = 0;
+  std::array<std::array<double, 4>, 3> srow{};  // voxel (i, j, k, 1) -> RAS mm
+  std::int64_t data_bytes = 0;          // vox_offset + voxels * bytes per voxel
+  std::int64_t file_bytes = 0;          // decompressed length actually present
+};
+
+bool has_nifti_ending(const std::string& path);
+// Throws Error naming the path when the header cannot be read.
+NiftiHeader read_nifti_header(const std::string& path);
+
+}  // namespace voxmamba::io
