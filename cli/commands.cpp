@@ -23,6 +23,7 @@ struct InitOptions {
   std::string config = "small", output;
   int classes = 0;
   pipeline::CreateOptions create;
+  std::vector<std::int64_t> patch_size;
 } init_options;
 
 struct InfoOptions {
@@ -65,9 +66,15 @@ void add_init_command(CLI::App& app) {
                       "initialise the deformable offset heads uniformly in [-S, S] instead of zero "
                       "(for testing the deformable path; untrained models use 0)")
       ->check(CLI::Range(0.0, 10.0));
+  command->add_option("--patch-size", init_options.patch_size,
+                      "sliding-window patch D H W for segment (multiples of 16; default 128 128 128)")
+      ->expected(3);
   command->footer("Example: voxmamba init --config small --classes 3 --seed 1 -o model.h5");
   actions()["init"] = [] {
     const models::NetworkConfig config = pipeline::resolve_config(init_options.config, init_options.classes);
+    if (init_options.patch_size.size() == 3) {
+      std::copy(init_options.patch_size.begin(), init_options.patch_size.end(), init_options.create.patch_size.begin());
+    }
     pipeline::create_model_file(init_options.output, config, init_options.create);
     std::printf("%s: %lld parameters\n", init_options.output.c_str(),
                 static_cast<long long>(models::parameter_count(config)));
@@ -127,6 +134,10 @@ void add_forward_command(CLI::App& app) {
                    result.seconds, where.c_str());
     }
   };
+}
+
+void register_action(const std::string& command, std::function<void()> action) {
+  actions()[command] = std::move(action);
 }
 
 void run_selected_command(CLI::App& app) {

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       "  voxmamba init --config small --classes 3 --seed 1 -o model.h5\n"
       "  voxmamba info model.h5 --json\n"
       "  voxmamba forward --weights model.h5 --input image.npy --output logits.npy\n"
+      "  voxmamba segment -i scan.nii.gz -o seg.nii.gz -m model.h5\n"
       "Run 'voxmamba COMMAND --help' for a command's options.");
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads (default: VOXMAMBA_NUM_THREADS or all cores)")
@@ -25,6 +26,9 @@ int main(int argc, char** argv) {
   voxmamba::cli::add_init_command(app);
   voxmamba::cli::add_info_command(app);
   voxmamba::cli::add_forward_command(app);
+#ifdef VOXMAMBA_HAVE_ITK
+  voxmamba::cli::add_segment_command(app);
+#endif
 
   try {
     app.parse(argc, argv);

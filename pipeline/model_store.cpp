@@ -3,12 +3,14 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "io/tensor_file.h"
 #include "kernels/backend.h"
 #include "models/network_config_json.h"
 #include "models/parameters.h"
+#include "pipeline/inference_settings.h"
 
 namespace voxmamba::pipeline {
 namespace {
@@ -29,9 +31,17 @@ template <typename F> auto with_file(const std::string& path, F body) -> decltyp
   }
 }
 
-io::TensorFile to_tensor_file(const models::NetworkConfig& config, const models::ParameterMap& parameters) {
+io::TensorFile to_tensor_file(const models::NetworkConfig& config, const models::ParameterMap& parameters,
+                              const CreateOptions& options) {
   io::TensorFile file;
-  file.config_json = models::network_config_to_json(config);
+  std::string json = models::network_config_to_json(config);
+  if (options.patch_size[0] > 0) {
+    nlohmann::json object = nlohmann::json::parse(json);
+    object["patch_size"] = options.patch_size;
+    json = object.dump(2);
+  }
+  file.config_json = with_default_inference_settings(json, config.num_classes);
+  inference_settings_from_json(file.config_json);  // rejects a bad --patch-size before writing
   for (const auto& [name, tensor] : parameters) file.tensors.emplace(name, tensor);
   return file;
 }
@@ -59,7 +69,7 @@ void create_model_file(const std::string& path, const models::NetworkConfig& con
   if (!options.overwrite && file_exists(path)) throw Error(path, "already exists (use --force to replace it)");
   models::ParameterMap parameters = models::initialize_parameters(config, options.seed);
   if (options.offset_scale > 0) models::randomize_offset_heads(parameters, options.offset_scale, options.seed);
-  io::write_tensor_file(path, to_tensor_file(config, parameters));
+  io::write_tensor_file(path, to_tensor_file(config, parameters, options));
 }
 
 ModelDescription describe_model_file(const std::string& path) {

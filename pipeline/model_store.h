@@ -1,6 +1,7 @@
 #pragma once
 // Model files on disk (network.md, "Weights file"): create a seeded one, describe one, and
 // load one into a ready-to-run network. Every error names the file.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,6 +26,7 @@ struct CreateOptions {
   std::uint64_t seed = 0;
   bool overwrite = false;     // refuse to replace an existing file unless set
   double offset_scale = 0.0;  // > 0: random offset heads (see models::randomize_offset_heads)
+  std::array<std::int64_t, 3> patch_size{0, 0, 0};  // d, h, w; zeros: the default (inference_settings.h)
 };
 
 // Writes a freshly initialised, seeded model.

@@ -1,0 +1,201 @@
+#include "pipeline/segment_job.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "io/atomic_file.h"
+#include "io/image.h"
+#include "kernels/ops.h"
+#include "pipeline/inference_settings.h"
+#include "pipeline/model_store.h"
+#include "pipeline/resample.h"
+#include "pipeline/sliding_window.h"
+
+namespace voxmamba::pipeline {
+namespace fs = std::filesystem;
+namespace {
+
+using Size3 = std::array<std::int64_t, 3>;
+
+struct Case {
+  std::string name;
+  std::vector<std::string> channel_files;  // one per channel; a DICOM folder is one "file"
+  std::string output;
+};
+
+bool is_image_file(const fs::path& path) {
+  const std::string name = path.filename().string();
+  for (const std::string ending : {".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"}) {
+    if (name.size() > ending.size() && name.compare(name.size() - ending.size(), ending.size(), ending) == 0) return true;
+  }
+  return false;
+}
+
+// nnU-Net naming: CASE_0000.nii.gz is channel 0 of CASE.
+std::vector<Case> cases_in_folder(const std::string& folder, const std::string& output_folder) {
+  const std::regex pattern(R"((.+)_(\d{4})\.(nii\.gz|nii|nrrd|mha))");
+  std::map<std::string, std::map<int, std::string>> channels;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    std::smatch match;
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && std::regex_match(name, match, pattern)) {
+      channels[match[1].str()][std::stoi(match[2].str())] = entry.path().string();
+    }
+  }
+  std::vector<Case> cases;
+  for (const auto& [name, files] : channels) {
+    Case c{name, {}, (fs::path(output_folder) / (name + ".nii.gz")).string()};
+    for (const auto& [index, file] : files) c.channel_files.push_back(file);
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+bool folder_holds_images(const std::string& folder) {
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    if (entry.is_regular_file() && is_image_file(entry.path())) return true;
+  }
+  return false;
+}
+
+void require_writable_folder(const std::string& output_file) {
+  fs::path folder = fs::path(output_file).parent_path();
+  if (folder.empty()) folder = ".";
+  if (!fs::is_directory(folder)) throw Error(output_file, "output folder does not exist");
+  if (::access(folder.c_str(), W_OK) != 0) throw Error(output_file, "output folder is not writable");
+}
+
+// Reads every channel of a case into [D, H, W, C], checking that they share one geometry.
+io::Volume read_case(const Case& c, const std::string& series, int channels) {
+  if (static_cast<int>(c.channel_files.size()) != channels) {
+    throw Error(c.channel_files.front(), "case '" + c.name + "' has " + std::to_string(c.channel_files.size()) +
+                                             " channel file(s) but the model expects " + std::to_string(channels));
+  }
+  io::Volume first = io::read_image(c.channel_files[0], series);
+  if (channels == 1) return first;
+  const Shape s = first.voxels.shape();
+  Tensor stacked = Tensor::empty({s[0], s[1], s[2], channels});
+  for (int k = 0; k < channels; ++k) {
+    const io::Volume v = k == 0 ? first : io::read_image(c.channel_files[k], series);
+    if (v.geometry.size != first.geometry.size) throw Error(c.channel_files[k], "size differs from channel 0");
+    for (std::int64_t i = 0; i < v.voxels.numel(); ++i) stacked.data<float>()[i * channels + k] = v.voxels.data<float>()[i];
+  }
+  first.voxels = stacked;
+  return first;
+}
+
+void check_finite(const Tensor& voxels, const std::string& path) {
+  const float* v = voxels.data<float>();
+  for (std::int64_t i = 0; i < voxels.numel(); ++i) {
+    if (!std::isfinite(v[i])) throw Error(path, "holds NaN or infinite voxel values");
+  }
+}
+
+CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const InferenceSettings& settings,
+                        const SegmentRequest& request, const ProgressCallback& progress) {
+  CaseResult result{c.name, c.channel_files.front(), c.output, {}, {}, 0, 0};
+  const auto start = std::chrono::steady_clock::now();
+  for (const std::string& file : c.channel_files) {
+    if (fs::absolute(file) == fs::absolute(c.output)) throw Error(c.output, "output path equals the input; refusing to overwrite it");
+  }
+  io::Volume volume = read_case(c, request.series, net.config().in_channels);
+  check_finite(volume.voxels, c.channel_files.front());
+  const Size3 full{volume.voxels.dim(0), volume.voxels.dim(1), volume.voxels.dim(2)};  // d, h, w = z, y, x
+  // Crop to the non-zero region, resample to the model's spacing, normalise, pad to a patch.
+  const CropBox box = nonzero_bounding_box(volume.voxels);
+  Tensor image = crop_to_box(volume.voxels, box);
+  const Size3 cropped{image.dim(0), image.dim(1), image.dim(2)};
+  const auto& sp = volume.geometry.spacing;  // x, y, z
+  const Size3 target = resampled_size(cropped, {sp[2], sp[1], sp[0]},
+                                      {settings.spacing[2], settings.spacing[1], settings.spacing[0]});
+  if (target != cropped) image = resample_linear(image, target);
+  if (settings.normalization == "ct") {
+    normalize_ct(image, settings.ct_stats);
+  } else {
+    normalize_zscore_nonzero(image);
+  }
+  Size3 offset{};
+  image = pad_to_at_least(image, settings.patch_size, &offset);
+  SlidingWindowOptions options{settings.patch_size, request.overlap, request.tta};
+  Tensor probabilities = predict_probabilities(net, image, options, progress);
+  result.passes = static_cast<std::int64_t>(sliding_windows({image.dim(0), image.dim(1), image.dim(2)},
+                                                            settings.patch_size, request.overlap).size() *
+                                            mirror_axis_masks(request.tta).size());
+  // Back to the input's grid: remove the padding, resample the probabilities, argmax, uncrop.
+  probabilities = crop(probabilities, offset, target);
+  if (target != cropped) probabilities = resample_linear(probabilities, cropped);
+  const Tensor labels = uncrop(kernels::argmax(probabilities), box, full, 0.0f);
+  const int classes = net.config().num_classes;
+  io::write_labels(c.output, labels, volume.geometry, classes <= 255 ? io::LabelType::UInt8 : io::LabelType::Int16);
+  const double voxel_ml = sp[0] * sp[1] * sp[2] / 1000.0;
+  for (int k = 0; k < classes; ++k) result.labels[k] = {};
+  for (std::int64_t i = 0; i < labels.numel(); ++i) result.labels[labels.data<std::int32_t>()[i]].voxels++;
+  for (auto& [label, stats] : result.labels) stats.millilitres = static_cast<double>(stats.voxels) * voxel_ml;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+void write_stats(const std::string& path, const SegmentSummary& summary) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const CaseResult& c : summary.cases) {
+    if (!c.error.empty()) continue;
+    nlohmann::json labels = nlohmann::json::object();
+    for (const auto& [label, stats] : c.labels) {
+      labels[std::to_string(label)] = {{"voxels", stats.voxels}, {"volume_ml", stats.millilitres}};
+    }
+    out[c.name] = {{"input", c.input}, {"output", c.output}, {"labels", labels}};
+  }
+  io::write_atomically(path, [&](const std::string& temporary) {
+    std::ofstream file(temporary);
+    file << out.dump(2) << "\n";
+    if (!file) throw Error(path, "cannot write statistics");
+  });
+}
+
+}  // namespace
+
+int SegmentSummary::failures() const {
+  int count = 0;
+  for (const CaseResult& c : cases) count += !c.error.empty();
+  return count;
+}
+
+SegmentSummary run_segment(const SegmentRequest& request, const ProgressCallback& progress) {
+  if (!fs::exists(request.input)) throw Error(request.input, "no such file or folder");
+  if (!(request.overlap >= 0 && request.overlap < 1)) throw Error("--overlap must be in [0, 1)");
+  std::vector<Case> cases;
+  const bool batch = fs::is_directory(request.input) && folder_holds_images(request.input);
+  if (batch) {
+    if (!fs::is_directory(request.output)) throw Error(request.output, "output must be an existing folder for a folder of cases");
+    cases = cases_in_folder(request.input, request.output);
+    if (cases.empty()) throw Error(request.input, "no cases named CASE_0000.nii.gz (nnU-Net naming) in this folder");
+  } else {
+    const std::string name = fs::path(request.input).filename().string();
+    cases.push_back({name.empty() ? "case" : name, {request.input}, request.output});
+    require_writable_folder(request.output);
+  }
+  if (!request.stats.empty()) require_writable_folder(request.stats);
+  const Device device = choose_device(request.device);
+  const auto net = load_model_file(request.model, device);
+  const InferenceSettings settings = inference_settings_from_json(describe_model_file(request.model).config_json);
+  SegmentSummary summary;
+  for (const Case& c : cases) {
+    try {
+      summary.cases.push_back(segment_case(c, *net, settings, request, progress));
+    } catch (const std::exception& error) {
+      if (!batch) throw;
+      CaseResult failed{c.name, c.channel_files.front(), c.output, error.what(), {}, 0, 0};
+      summary.cases.push_back(failed);
+    }
+  }
+  if (!request.stats.empty()) write_stats(request.stats, summary);
+  return summary;
+}
+
+}  // namespace voxmamba::pipeline

@@ -1,0 +1,37 @@
+#include "pipeline/sliding_window_inference.h"
+
+#include "kernels/ops.h"
+#include "pipeline/sliding_window.h"
+
+namespace voxmamba::pipeline {
+
+Tensor predict_probabilities(const models::VoxMambaNet& net, const Tensor& volume,
+                             const SlidingWindowOptions& options, const ProgressCallback& progress) {
+  if (volume.rank() != 4) throw Error("sliding window: volume must be [D, H, W, C], got " + shape_string(volume.shape()));
+  const std::array<std::int64_t, 3> size{volume.dim(0), volume.dim(1), volume.dim(2)};
+  const std::vector<Window> windows = sliding_windows(size, options.patch_size, options.overlap);
+  const std::vector<int> mirrors = mirror_axis_masks(options.mirror);
+  const Tensor importance = gaussian_importance_map(options.patch_size);
+  SlidingWindowAccumulator accumulator(size, net.config().num_classes);
+  const std::int64_t total = static_cast<std::int64_t>(windows.size() * mirrors.size());
+  std::int64_t done = 0;
+  const Shape batch_shape{1, options.patch_size[0], options.patch_size[1], options.patch_size[2], volume.dim(3)};
+  for (const Window& window : windows) {
+    const Tensor patch = crop(volume, window.begin, window.size).reshape(batch_shape);
+    Tensor sum;  // the mirrored passes' mean, then one weighted add
+    for (int mask : mirrors) {
+      const Tensor logits = net.forward(flip(patch, mask).to(net.device()));
+      const Tensor probabilities = flip(kernels::softmax(logits).to(Device::cpu()), mask);
+      sum = sum.defined() ? kernels::add(sum, probabilities) : probabilities;
+      if (progress) progress(++done, total);
+    }
+    if (mirrors.size() > 1) {
+      const Tensor scale = Tensor::full(sum.shape(), 1.0f / static_cast<float>(mirrors.size()));
+      sum = kernels::mul(sum, scale);
+    }
+    accumulator.add(window, sum, importance);
+  }
+  return accumulator.result();
+}
+
+}  // namespace voxmamba::pipeline
