@@ -32,6 +32,8 @@ using FloatImage = itk::Image<float, 3>;
 void register_image_formats() {
   static std::once_flag once;
   std::call_once(once, [] {
+    // ITK prints warnings (e.g. "No Series were found") to stderr; our errors say it in one line.
+    itk::Object::GlobalWarningDisplayOff();
     itk::NiftiImageIOFactory::RegisterOneFactory();
     itk::NrrdImageIOFactory::RegisterOneFactory();
     itk::MetaImageIOFactory::RegisterOneFactory();
@@ -138,6 +140,9 @@ std::optional<NiftiHeader> check_nifti(const std::string& path) {
   if (header.file_bytes < header.data_bytes) {
     throw Error(path, "truncated or corrupt file: the header needs " + std::to_string(header.data_bytes) +
                           " bytes, the file holds " + (header.file_bytes < 0 ? std::string("a broken stream") : std::to_string(header.file_bytes)));
+  }
+  if (header.non_finite_voxels > 0) {
+    throw Error(path, "holds " + std::to_string(header.non_finite_voxels) + " NaN or infinite voxel values");
   }
   return header;
 }

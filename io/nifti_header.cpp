@@ -3,7 +3,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "core/error.h"
@@ -30,15 +32,72 @@ bool ends_with(const std::string& text, const std::string& end) {
 
 bool has_nifti_ending(const std::string& path) { return ends_with(path, ".nii") || ends_with(path, ".nii.gz"); }
 
+// Counts NaN/infinite values of a float32 (`bytes_per_value` 4) or float64 (8) stream fed in
+// arbitrary pieces, from byte `data_offset` on.
+class NonFiniteCounter {
+ public:
+  NonFiniteCounter(std::int64_t data_offset, int bytes_per_value, bool swap)
+      : offset_(data_offset), width_(bytes_per_value), swap_(swap) {}
+  void feed(const unsigned char* bytes, std::int64_t count, std::int64_t position) {
+    if (width_ == 0) return;
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (position + i < offset_) continue;
+      value_[filled_++] = bytes[i];
+      if (filled_ < width_) continue;
+      filled_ = 0;
+      if (swap_) std::reverse(value_, value_ + width_);
+      if (width_ == 4) {
+        float v;
+        std::memcpy(&v, value_, 4);
+        count_ += !std::isfinite(v);
+      } else {
+        double v;
+        std::memcpy(&v, value_, 8);
+        count_ += !std::isfinite(v);
+      }
+    }
+  }
+  std::int64_t count() const { return count_; }
+
+ private:
+  std::int64_t offset_;
+  int width_;
+  bool swap_;
+  unsigned char value_[8] = {};
+  int filled_ = 0;
+  std::int64_t count_ = 0;
+};
+
 NiftiHeader read_nifti_header(const std::string& path) {
   gzFile file = gzopen(path.c_str(), "rb");  // reads plain files too
   if (file == nullptr) throw Error(path, "cannot open");
   std::vector<unsigned char> bytes;
   unsigned char buffer[1 << 16];
   int count = 0;
+  std::int64_t position = 0;
+  std::unique_ptr<NonFiniteCounter> non_finite;
   while ((count = gzread(file, buffer, sizeof buffer)) > 0) {
-    if (bytes.size() < 544) bytes.insert(bytes.end(), buffer, buffer + std::min<int>(count, 544));
-    // Only the header is kept; the rest is counted to detect truncation.
+    std::int64_t used = 0;
+    if (bytes.size() < 348) {  // the header, kept; the rest is only counted and scanned
+      used = std::min<std::int64_t>(count, 348 - static_cast<std::int64_t>(bytes.size()));
+      bytes.insert(bytes.end(), buffer, buffer + used);
+      if (bytes.size() == 348) {
+        const bool swap = read_at<std::int32_t>(bytes, 0, false) != 348 && read_at<std::int32_t>(bytes, 0, false) != 540;
+        if (read_at<std::int32_t>(bytes, 0, swap) == 348) {
+          const std::int16_t datatype = read_at<std::int16_t>(bytes, 70, swap);
+          const int width = datatype == 16 ? 4 : (datatype == 64 ? 8 : 0);  // NIFTI_TYPE_FLOAT32 / FLOAT64
+          non_finite = std::make_unique<NonFiniteCounter>(static_cast<std::int64_t>(read_at<float>(bytes, 108, swap)),
+                                                          width, swap);
+        }
+      }
+    }
+    if (non_finite) non_finite->feed(buffer + used, count - used, position + used);
+    if (bytes.size() >= 348 && bytes.size() < 544 && position + count > 348) {
+      // NIfTI-2 headers are 540 bytes: keep up to there as well.
+      const std::int64_t extra = std::min<std::int64_t>(544 - static_cast<std::int64_t>(bytes.size()), count - used);
+      bytes.insert(bytes.end(), buffer + used, buffer + used + extra);
+    }
+    position += count;
   }
   int error_code = Z_OK;
   gzerror(file, &error_code);
@@ -70,6 +129,7 @@ NiftiHeader read_nifti_header(const std::string& path) {
     throw Error(path, "not a NIfTI file (header size " + std::to_string(header_size) + ")");
   }
   if (truncated_stream) header.file_bytes = -1;  // the compressed stream itself is cut
+  if (non_finite) header.non_finite_voxels = non_finite->count();
   return header;
 }
 

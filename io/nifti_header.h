@@ -19,6 +19,7 @@ struct NiftiHeader {
   std::array<std::array<double, 4>, 3> srow{};  // voxel (i, j, k, 1) -> RAS mm
   std::int64_t data_bytes = 0;          // vox_offset + voxels * bytes per voxel
   std::int64_t file_bytes = 0;          // decompressed length actually present
+  std::int64_t non_finite_voxels = 0;   // NaN or infinite float voxels
 };
 
 bool has_nifti_ending(const std::string& path);

@@ -1,0 +1,131 @@
+// voxmamba segment end to end: label maps in the input's exact geometry (oblique, anisotropic,
+// real Colin27), statistics, folders of cases going on past a bad one, and one clear line for
+// each bad input with nothing overwritten.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "io/image.h"
+#include "tests/cli_runner.h"
+#include "tests/file_helpers.h"
+#include "tests/test_util.h"
+
+namespace voxmamba {
+namespace {
+
+using namespace voxmamba::testing;
+
+io::Geometry oblique_anisotropic(std::array<std::int64_t, 3> size) {
+  io::Geometry g;
+  g.size = size;
+  g.spacing = {0.8, 1.25, 2.0};
+  g.origin = {10.5, -20.0, 33.25};
+  const double c = std::cos(0.4), s = std::sin(0.4);
+  g.direction = {c, 0, s, 0, 1, 0, -s, 0, c};
+  return g;
+}
+
+void write_test_image(const std::string& path, const io::Geometry& g, std::uint64_t seed) {
+  io::write_float_image(path, random_tensor({g.size[2], g.size[1], g.size[0], 1}, seed, 0.0f, 100.0f), g);
+}
+
+class SegmentCommandTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    suite_ = std::make_unique<TempFolder>("segment_suite");
+    // A small model whose 32^3 patches keep each pass under a second on two cores.
+    model_ok_ = run_cli(suite_->path(), {"init", "--config", "small", "--classes", "3", "--seed", "1",
+                                         "--patch-size", "32", "32", "32", "-o", "m.h5"})
+                    .status == 0;
+  }
+  static void TearDownTestSuite() { suite_.reset(); }
+  void SetUp() override { ASSERT_TRUE(model_ok_); }
+
+  static std::string model() { return suite_->file("m.h5"); }
+  RunResult segment(const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"segment", "-m", model(), "--quiet", "--no-tta", "--device", "cpu"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(folder_.path(), args);
+  }
+  std::string path(const std::string& name) const { return folder_.file(name); }
+
+  static inline std::unique_ptr<TempFolder> suite_;
+  static inline bool model_ok_ = false;
+  TempFolder folder_{"segment_test"};
+};
+
+void expect_same_geometry(const io::Geometry& a, const io::Geometry& b) {
+  EXPECT_EQ(a.size, b.size);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(a.spacing[i], b.spacing[i], 1e-5);
+    EXPECT_NEAR(a.origin[i], b.origin[i], 1e-5);
+  }
+  for (int i = 0; i < 9; ++i) EXPECT_NEAR(a.direction[i], b.direction[i], 1e-5);
+}
+
+TEST_F(SegmentCommandTest, LabelMapHasTheInputsObliqueAnisotropicGeometry) {
+  const io::Geometry geometry = oblique_anisotropic({37, 29, 18});
+  write_test_image(path("scan.nii.gz"), geometry, 1);
+  const RunResult result = segment({"-i", path("scan.nii.gz"), "-o", path("seg.nii.gz"), "--stats", path("s.json")});
+  ASSERT_EQ(result.status, 0) << result.output;
+  const io::Volume labels = io::read_image(path("seg.nii.gz"));
+  expect_same_geometry(labels.geometry, geometry);
+  EXPECT_EQ(labels.pixel_type, "uint8");
+  std::int64_t total = 0;
+  const nlohmann::json stats = nlohmann::json::parse(read_bytes(path("s.json")));
+  for (const auto& [label, entry] : stats["scan.nii.gz"]["labels"].items()) total += entry["voxels"].get<std::int64_t>();
+  EXPECT_EQ(total, 37 * 29 * 18);
+  for (std::int64_t i = 0; i < labels.voxels.numel(); ++i) ASSERT_LE(labels.voxels.data<float>()[i], 2.0f);
+}
+
+TEST_F(SegmentCommandTest, FolderOfCasesGoesOnPastACorruptCase) {
+  fs::create_directory(path("cases"));
+  fs::create_directory(path("out"));
+  write_test_image(path("cases/a_0000.nii.gz"), oblique_anisotropic({20, 20, 20}), 2);
+  write_bytes(path("cases/b_0000.nii.gz"), "corrupt\n");
+  write_test_image(path("cases/c_0000.nrrd"), oblique_anisotropic({17, 19, 16}), 3);
+  const RunResult result = segment({"-i", path("cases"), "-o", path("out")});
+  EXPECT_NE(result.status, 0);
+  EXPECT_NE(result.output.find("1 of 3 case(s) failed: b"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("b_0000.nii.gz"), std::string::npos) << result.output;
+  EXPECT_TRUE(fs::exists(path("out/a.nii.gz")));
+  EXPECT_TRUE(fs::exists(path("out/c.nii.gz")));
+  EXPECT_FALSE(fs::exists(path("out/b.nii.gz")));
+}
+
+TEST_F(SegmentCommandTest, BadInputsGetOneClearLineAndTouchNothing) {
+  write_bytes(path("text.nii.gz"), "not an image\n");
+  EXPECT_TRUE(is_one_line_error(segment({"-i", path("missing.nii.gz"), "-o", path("o.nii.gz")}), {"missing.nii.gz", "no such file"}));
+  EXPECT_TRUE(is_one_line_error(segment({"-i", path("text.nii.gz"), "-o", path("o.nii.gz")}), {"text.nii.gz", "not a readable image"}));
+  write_test_image(path("whole.nii.gz"), oblique_anisotropic({24, 24, 24}), 4);
+  const std::string whole = read_bytes(path("whole.nii.gz"));
+  write_bytes(path("cut.nii.gz"), whole.substr(0, whole.size() / 2));
+  EXPECT_TRUE(is_one_line_error(segment({"-i", path("cut.nii.gz"), "-o", path("o.nii.gz")}), {"cut.nii.gz", "truncated"}));
+  fs::create_directory(path("empty"));
+  EXPECT_TRUE(is_one_line_error(segment({"-i", path("empty"), "-o", path("o.nii.gz")}), {"empty", "no DICOM series"}));
+  EXPECT_TRUE(is_one_line_error(segment({"-i", path("whole.nii.gz"), "-o", path("whole.nii.gz")}), {"whole.nii.gz", "equals the input"}));
+  EXPECT_EQ(read_bytes(path("whole.nii.gz")), whole);  // not overwritten
+  EXPECT_TRUE(is_one_line_error(segment({"-i", path("whole.nii.gz"), "-o", path("no/such/folder/o.nii.gz")}),
+                                {"o.nii.gz", "output folder does not exist"}));
+  EXPECT_FALSE(fs::exists(path("o.nii.gz")));
+}
+
+TEST_F(SegmentCommandTest, NanVoxelsAreRefused) {
+  const io::Geometry g = oblique_anisotropic({16, 16, 16});
+  Tensor voxels = random_tensor({16, 16, 16, 1}, 5);
+  voxels.data<float>()[100] = std::nanf("");
+  io::write_float_image(path("nan.nii.gz"), voxels, g);
+  EXPECT_TRUE(is_one_line_error(segment({"-i", path("nan.nii.gz"), "-o", path("o.nii.gz")}), {"nan.nii.gz", "NaN"}));
+}
+
+TEST_F(SegmentCommandTest, FourDimensionalImageIsRefused) {
+  if (!python_has("nibabel")) GTEST_SKIP() << "python3-nibabel missing";
+  ASSERT_EQ(run_python(folder_.path(), "import nibabel as nib, numpy as np\n"
+                                       "nib.save(nib.Nifti1Image(np.ones((16,16,16,2), np.float32), np.eye(4)), 'four.nii.gz')\n"),
+            0);
+  EXPECT_TRUE(is_one_line_error(segment({"-i", path("four.nii.gz"), "-o", path("o.nii.gz")}), {"four.nii.gz", "4D image"}));
+}
+
+}  // namespace
+}  // namespace voxmamba
