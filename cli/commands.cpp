@@ -24,6 +24,7 @@ struct InitOptions {
   int classes = 0;
   pipeline::CreateOptions create;
   std::vector<std::int64_t> patch_size;
+  std::vector<double> spacing;
 } init_options;
 
 struct InfoOptions {
@@ -69,9 +70,15 @@ void add_init_command(CLI::App& app) {
   command->add_option("--patch-size", init_options.patch_size,
                       "sliding-window patch D H W for segment (multiples of 16; default 128 128 128)")
       ->expected(3);
+  command->add_option("--spacing", init_options.spacing,
+                      "target spacing X Y Z in mm that segment resamples to (default 1 1 1)")
+      ->expected(3);
   command->footer("Example: voxmamba init --config small --classes 3 --seed 1 -o model.h5");
   actions()["init"] = [] {
     const models::NetworkConfig config = pipeline::resolve_config(init_options.config, init_options.classes);
+    if (init_options.spacing.size() == 3) {
+      std::copy(init_options.spacing.begin(), init_options.spacing.end(), init_options.create.spacing.begin());
+    }
     if (init_options.patch_size.size() == 3) {
       std::copy(init_options.patch_size.begin(), init_options.patch_size.end(), init_options.create.patch_size.begin());
     }

@@ -8,6 +8,8 @@
 #include <itkImageFileWriter.h>
 #include <itkImageIOFactory.h>
 #include <itkImageSeriesReader.h>
+#include <itkImageSeriesWriter.h>
+#include <itkNumericSeriesFileNames.h>
 #include <itkMetaDataObject.h>
 #include <itkMetaImageIOFactory.h>
 #include <itkNiftiImageIOFactory.h>
@@ -16,7 +18,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <mutex>
+#include <random>
+#include <sstream>
 #include <optional>
 
 #include "io/atomic_file.h"
@@ -256,6 +261,24 @@ void check_voxels_match(const std::string& path, const Tensor& voxels, const Geo
   }
 }
 
+// A DICOM UID from 128 random bits ("2.25." + decimal, DICOM PS3.5 B.2).
+std::string random_uid(std::mt19937_64& rng) {
+  unsigned __int128 value = (static_cast<unsigned __int128>(rng()) << 64) | rng();
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(value % 10)));
+    value /= 10;
+  } while (value != 0);
+  return "2.25." + digits;
+}
+
+std::string backslash_joined(const double* values, int count) {
+  std::ostringstream text;
+  text.precision(10);
+  for (int i = 0; i < count; ++i) text << (i ? "\\" : "") << values[i];
+  return text.str();
+}
+
 }  // namespace
 
 std::vector<DicomSeries> list_dicom_series(const std::string& folder) {
@@ -319,6 +342,62 @@ void write_labels(const std::string& path, const Tensor& labels, const Geometry&
     write_image<std::uint8_t>(path, values, geometry);
   } else {
     write_image<std::int16_t>(path, values, geometry);
+  }
+}
+
+void write_dicom_series(const std::string& folder, const Tensor& voxels, const Geometry& geometry,
+                        const std::string& modality) {
+  check_voxels_match(folder, voxels, geometry);
+  register_image_formats();
+  std::error_code error;
+  std::filesystem::create_directories(folder, error);
+  if (error) throw Error(folder, "cannot create the folder: " + error.message());
+  using Image = itk::Image<std::int16_t, 3>;
+  using Slice = itk::Image<std::int16_t, 2>;
+  auto image = make_image<Image>(geometry);
+  std::transform(voxels.data<float>(), voxels.data<float>() + voxels.numel(), image->GetBufferPointer(),
+                 [](float v) { return static_cast<std::int16_t>(std::lround(std::clamp(v, -32768.0f, 32767.0f))); });
+  std::mt19937_64 rng(std::random_device{}());
+  const std::string study = random_uid(rng), series = random_uid(rng), frame = random_uid(rng);
+  const double orientation[6] = {geometry.direction[0], geometry.direction[3], geometry.direction[6],
+                                 geometry.direction[1], geometry.direction[4], geometry.direction[7]};
+  // One dictionary per slice: shared identifiers, and the slice's own position.
+  std::vector<itk::MetaDataDictionary> dictionaries(static_cast<std::size_t>(geometry.size[2]));
+  std::vector<itk::MetaDataDictionary*> pointers;
+  for (std::int64_t k = 0; k < geometry.size[2]; ++k) {
+    itk::MetaDataDictionary& d = dictionaries[static_cast<std::size_t>(k)];
+    double position[3];
+    for (int r = 0; r < 3; ++r) position[r] = geometry.origin[r] + k * geometry.spacing[2] * geometry.direction[r * 3 + 2];
+    itk::EncapsulateMetaData<std::string>(d, "0008|0060", modality);
+    itk::EncapsulateMetaData<std::string>(d, "0020|000d", study);
+    itk::EncapsulateMetaData<std::string>(d, "0020|000e", series);
+    itk::EncapsulateMetaData<std::string>(d, "0020|0052", frame);
+    itk::EncapsulateMetaData<std::string>(d, "0008|0018", random_uid(rng));
+    itk::EncapsulateMetaData<std::string>(d, "0020|0013", std::to_string(k + 1));
+    itk::EncapsulateMetaData<std::string>(d, "0020|0032", backslash_joined(position, 3));
+    itk::EncapsulateMetaData<std::string>(d, "0020|0037", backslash_joined(orientation, 6));
+    itk::EncapsulateMetaData<std::string>(d, "0018|0050", std::to_string(geometry.spacing[2]));
+    const double pixel_spacing[2] = {geometry.spacing[1], geometry.spacing[0]};  // rows, columns
+    itk::EncapsulateMetaData<std::string>(d, "0028|0030", backslash_joined(pixel_spacing, 2));
+    itk::EncapsulateMetaData<std::string>(d, "0008|103e", "VoxMamba export");
+    pointers.push_back(&d);
+  }
+  auto names = itk::NumericSeriesFileNames::New();
+  names->SetSeriesFormat(folder + "/slice_%04d.dcm");
+  names->SetStartIndex(1);
+  names->SetEndIndex(static_cast<itk::SizeValueType>(geometry.size[2]));
+  names->SetIncrementIndex(1);
+  auto io = itk::GDCMImageIO::New();
+  io->KeepOriginalUIDOn();  // our identifiers above, not fresh ones per slice
+  auto writer = itk::ImageSeriesWriter<Image, Slice>::New();
+  writer->SetInput(image);
+  writer->SetImageIO(io);
+  writer->SetFileNames(names->GetFileNames());
+  writer->SetMetaDataDictionaryArray(&pointers);
+  try {
+    writer->Update();
+  } catch (const itk::ExceptionObject& failure) {
+    throw Error(folder, "cannot write the DICOM series: " + short_reason(failure));
   }
 }
 

@@ -53,5 +53,10 @@ enum class LabelType { UInt8, Int16 };
 // format follows the file ending.
 void write_labels(const std::string& path, const Tensor& labels, const Geometry& geometry, LabelType type);
 void write_float_image(const std::string& path, const Tensor& voxels, const Geometry& geometry);
+// Writes voxels [z, y, x] (float32, rounded to int16) as a DICOM series of `modality` in
+// `folder` (created if missing), one file per z slice, each with its own position so that
+// any DICOM reader rebuilds `geometry`. For tests and exports.
+void write_dicom_series(const std::string& folder, const Tensor& voxels, const Geometry& geometry,
+                        const std::string& modality = "MR");
 
 }  // namespace voxmamba::io

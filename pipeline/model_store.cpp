@@ -35,11 +35,10 @@ io::TensorFile to_tensor_file(const models::NetworkConfig& config, const models:
                               const CreateOptions& options) {
   io::TensorFile file;
   std::string json = models::network_config_to_json(config);
-  if (options.patch_size[0] > 0) {
-    nlohmann::json object = nlohmann::json::parse(json);
-    object["patch_size"] = options.patch_size;
-    json = object.dump(2);
-  }
+  nlohmann::json object = nlohmann::json::parse(json);
+  if (options.patch_size[0] > 0) object["patch_size"] = options.patch_size;
+  if (options.spacing[0] > 0) object["spacing"] = options.spacing;
+  json = object.dump(2);
   file.config_json = with_default_inference_settings(json, config.num_classes);
   inference_settings_from_json(file.config_json);  // rejects a bad --patch-size before writing
   for (const auto& [name, tensor] : parameters) file.tensors.emplace(name, tensor);

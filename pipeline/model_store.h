@@ -27,6 +27,7 @@ struct CreateOptions {
   bool overwrite = false;     // refuse to replace an existing file unless set
   double offset_scale = 0.0;  // > 0: random offset heads (see models::randomize_offset_heads)
   std::array<std::int64_t, 3> patch_size{0, 0, 0};  // d, h, w; zeros: the default (inference_settings.h)
+  std::array<double, 3> spacing{0, 0, 0};            // x, y, z mm; zeros: the default
 };
 
 // Writes a freshly initialised, seeded model.

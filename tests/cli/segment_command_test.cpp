@@ -79,6 +79,33 @@ TEST_F(SegmentCommandTest, LabelMapHasTheInputsObliqueAnisotropicGeometry) {
   for (std::int64_t i = 0; i < labels.voxels.numel(); ++i) ASSERT_LE(labels.voxels.data<float>()[i], 2.0f);
 }
 
+// Colin27 (181 x 217 x 181, 1 mm), as distributed, as a tilted anisotropic copy, and as a DICOM
+// series written from it: each label map has its input's geometry. A model with 2 mm target
+// spacing and 96^3 patches needs about one pass per input, which keeps this quick on two cores.
+TEST_F(SegmentCommandTest, Colin27InAllThreeFormsKeepsItsGeometry) {
+  const std::string colin = std::string(VOXMAMBA_SOURCE_DIR) + "/.testdata/root/usr/share/mricron/templates/ch2.nii.gz";
+  if (!fs::exists(colin)) GTEST_SKIP() << "no test data: run scripts/fetch_test_data.sh";
+  ASSERT_EQ(run_cli(folder_.path(), {"init", "--config", "small", "--classes", "3", "--seed", "2", "--patch-size", "96",
+                                     "96", "96", "--spacing", "2", "2", "2", "-o", "m96.h5"})
+                .status,
+            0);
+  io::Volume volume = io::read_image(colin);
+  io::Geometry tilted = oblique_anisotropic(volume.geometry.size);
+  io::write_float_image(path("colin_tilted.nii.gz"), volume.voxels, tilted);
+  io::write_dicom_series(path("colin_dicom"), volume.voxels, volume.geometry);
+  const std::vector<std::pair<std::string, io::Geometry>> inputs = {
+      {colin, volume.geometry}, {path("colin_tilted.nii.gz"), tilted}, {path("colin_dicom"), volume.geometry}};
+  int index = 0;
+  for (const auto& [input, geometry] : inputs) {
+    SCOPED_TRACE(input);
+    const std::string output = path("seg" + std::to_string(index++) + ".nii.gz");
+    const RunResult result = run_cli(folder_.path(), {"segment", "-m", path("m96.h5"), "--quiet", "--no-tta", "--overlap",
+                                                      "0", "--device", "cpu", "-i", input, "-o", output});
+    ASSERT_EQ(result.status, 0) << result.output;
+    expect_same_geometry(io::read_image(output).geometry, geometry);
+  }
+}
+
 TEST_F(SegmentCommandTest, FolderOfCasesGoesOnPastACorruptCase) {
   fs::create_directory(path("cases"));
   fs::create_directory(path("out"));

@@ -162,6 +162,20 @@ TEST(RealImages, DicomRescaleIsApplied) {
   EXPECT_LT(info.min, -500);
 }
 
+TEST(RealImages, Colin27AsADicomSeriesReadsBackWithItsGeometry) {
+  REQUIRE_TEST_DATA();
+  TempFolder folder("colin_dicom");
+  Volume colin = read_image(kMricron + "ch2.nii.gz");
+  colin.geometry = oblique_geometry(colin.geometry.size);  // tilted and anisotropic on purpose
+  write_dicom_series(folder.file("series"), colin.voxels, colin.geometry);
+  const std::vector<DicomSeries> series = list_dicom_series(folder.file("series"));
+  ASSERT_EQ(series.size(), 1u);
+  EXPECT_EQ(series[0].slices, 181);
+  const Volume back = read_image(folder.file("series"));
+  expect_same_geometry(back.geometry, colin.geometry, 1e-4);
+  for (std::int64_t i = 0; i < colin.voxels.numel(); ++i) ASSERT_EQ(back.voxels.data<float>()[i], colin.voxels.data<float>()[i]);
+}
+
 void expect_error(const std::string& path, const std::string& word, const std::string& uid = "") {
   try {
     read_image(path, uid);
