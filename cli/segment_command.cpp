@@ -54,6 +54,10 @@ void add_segment_command(CLI::App& app) {
   command->add_flag("--tta", "mirror over all three axes and average (the default)");
   command->add_option("--series", r.series, "DICOM series UID when the folder holds several (see voxmamba info)");
   command->add_option("--stats", r.stats, "write voxels and mL per label as JSON");
+  command->add_flag("--largest-component", r.largest_component,
+                    "keep only each label's largest connected component (6-connectivity)");
+  command->add_flag("--save-probabilities", r.save_probabilities,
+                    "also write the class probabilities as OUTPUT_probabilities.npy [z, y, x, classes] float32");
   command->add_flag("--quiet", options.quiet, "no progress bar or summary");
   command->footer(
       "Examples:\n"

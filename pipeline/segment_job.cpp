@@ -11,9 +11,11 @@
 
 #include "io/atomic_file.h"
 #include "io/image.h"
+#include "io/npy.h"
 #include "kernels/ops.h"
 #include "pipeline/inference_settings.h"
 #include "pipeline/model_store.h"
+#include "pipeline/postprocess.h"
 #include "pipeline/resample.h"
 #include "pipeline/sliding_window.h"
 
@@ -90,6 +92,18 @@ io::Volume read_case(const Case& c, const std::string& series, int channels) {
   return first;
 }
 
+// seg.nii.gz -> seg_probabilities.npy, beside the label map.
+std::string probabilities_path(const std::string& output) {
+  std::string stem = output;
+  for (const std::string ending : {".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"}) {
+    if (stem.size() > ending.size() && stem.compare(stem.size() - ending.size(), ending.size(), ending) == 0) {
+      stem.resize(stem.size() - ending.size());
+      break;
+    }
+  }
+  return stem + "_probabilities.npy";
+}
+
 void check_finite(const Tensor& voxels, const std::string& path) {
   const float* v = voxels.data<float>();
   for (std::int64_t i = 0; i < voxels.numel(); ++i) {
@@ -130,7 +144,11 @@ CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const Inf
   // Back to the input's grid: remove the padding, resample the probabilities, argmax, uncrop.
   probabilities = crop(probabilities, offset, target);
   if (target != cropped) probabilities = resample_linear(probabilities, cropped);
-  const Tensor labels = uncrop(kernels::argmax(probabilities), box, full, 0.0f);
+  if (request.save_probabilities) {
+    io::write_npy(probabilities_path(c.output), uncrop(probabilities, box, full, 0.0f));
+  }
+  Tensor labels = uncrop(kernels::argmax(probabilities), box, full, 0.0f);
+  if (request.largest_component) keep_largest_component_per_label(labels);
   const int classes = net.config().num_classes;
   io::write_labels(c.output, labels, volume.geometry, classes <= 255 ? io::LabelType::UInt8 : io::LabelType::Int16);
   const double voxel_ml = sp[0] * sp[1] * sp[2] / 1000.0;

@@ -17,6 +17,8 @@ struct SegmentRequest {
   std::string stats;         // JSON file for per-label voxel counts and volumes, or empty
   double overlap = 0.5;
   bool tta = true;
+  bool largest_component = false;   // keep each label's largest connected component
+  bool save_probabilities = false;  // also write <output stem>_probabilities.npy [z, y, x, classes]
 };
 
 struct LabelStatistics {

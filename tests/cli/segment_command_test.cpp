@@ -3,10 +3,12 @@
 // each bad input with nothing overwritten.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "io/image.h"
+#include "io/npy.h"
 #include "tests/cli_runner.h"
 #include "tests/file_helpers.h"
 #include "tests/test_util.h"
@@ -77,6 +79,24 @@ TEST_F(SegmentCommandTest, LabelMapHasTheInputsObliqueAnisotropicGeometry) {
   for (const auto& [label, entry] : stats["scan.nii.gz"]["labels"].items()) total += entry["voxels"].get<std::int64_t>();
   EXPECT_EQ(total, 37 * 29 * 18);
   for (std::int64_t i = 0; i < labels.voxels.numel(); ++i) ASSERT_LE(labels.voxels.data<float>()[i], 2.0f);
+}
+
+TEST_F(SegmentCommandTest, ProbabilitiesAndLargestComponent) {
+  write_test_image(path("scan.nrrd"), oblique_anisotropic({21, 19, 17}), 6);
+  const RunResult result = segment({"-i", path("scan.nrrd"), "-o", path("seg.nii.gz"), "--save-probabilities",
+                                    "--largest-component"});
+  ASSERT_EQ(result.status, 0) << result.output;
+  const Tensor probabilities = io::read_npy(path("seg_probabilities.npy"));
+  ASSERT_EQ(probabilities.shape(), (Shape{17, 19, 21, 3}));
+  const io::Volume labels = io::read_image(path("seg.nii.gz"));
+  for (std::int64_t v = 0; v < 17 * 19 * 21; ++v) {
+    const float* p = probabilities.data<float>() + v * 3;
+    ASSERT_NEAR(p[0] + p[1] + p[2], 1.0f, 1e-5);
+    // Largest-component removal only turns voxels into background, never into another label.
+    const int argmax = static_cast<int>(std::max_element(p, p + 3) - p);
+    const float label = labels.voxels.data<float>()[v];
+    ASSERT_TRUE(label == static_cast<float>(argmax) || label == 0.0f) << v;
+  }
 }
 
 // Colin27 (181 x 217 x 181, 1 mm), as distributed, as a tilted anisotropic copy, and as a DICOM
