@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "pipeline/orientation.h"
 
 namespace voxmamba::pipeline {
 
@@ -19,6 +20,7 @@ InferenceSettings inference_settings_from_json(const std::string& config_json) {
                            s.at("percentile_99_5").get<double>()};
     }
     if (config.contains("labels")) settings.labels = config.at("labels").get<std::vector<std::string>>();
+    if (config.contains("orientation")) settings.orientation = config.at("orientation").get<std::string>();
   } catch (const nlohmann::json::exception& error) {
     throw Error(std::string("invalid config: pipeline fields: ") + error.what());
   }
@@ -31,6 +33,7 @@ InferenceSettings inference_settings_from_json(const std::string& config_json) {
   if (settings.normalization != "zscore_nonzero" && settings.normalization != "ct") {
     throw Error("invalid config: normalization must be zscore_nonzero or ct");
   }
+  orientation_mapping({1, 0, 0, 0, 1, 0, 0, 0, 1}, settings.orientation);  // validates the code
   return settings;
 }
 
@@ -40,6 +43,7 @@ std::string with_default_inference_settings(const std::string& config_json, int 
   if (!config.contains("patch_size")) config["patch_size"] = defaults.patch_size;
   if (!config.contains("spacing")) config["spacing"] = defaults.spacing;
   if (!config.contains("normalization")) config["normalization"] = defaults.normalization;
+  if (!config.contains("orientation")) config["orientation"] = defaults.orientation;
   if (!config.contains("labels")) {
     std::vector<std::string> labels = {"background"};
     for (int k = 1; k < num_classes; ++k) labels.push_back("label_" + std::to_string(k));

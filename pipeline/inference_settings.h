@@ -16,6 +16,7 @@ struct InferenceSettings {
   std::string normalization = "zscore_nonzero";          // or "ct" (needs ct_stats)
   IntensityStats ct_stats{};
   std::vector<std::string> labels;                       // names, background first
+  std::string orientation = "RAS";                        // canonical voxel axes (orientation.h)
 };
 
 // Reads the fields from the config JSON, with the defaults above for missing ones; throws

@@ -15,6 +15,7 @@
 #include "kernels/ops.h"
 #include "pipeline/inference_settings.h"
 #include "pipeline/model_store.h"
+#include "pipeline/orientation.h"
 #include "pipeline/postprocess.h"
 #include "pipeline/resample.h"
 #include "pipeline/sliding_window.h"
@@ -120,12 +121,15 @@ CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const Inf
   }
   io::Volume volume = read_case(c, request.series, net.config().in_channels);
   check_finite(volume.voxels, c.channel_files.front());
-  const Size3 full{volume.voxels.dim(0), volume.voxels.dim(1), volume.voxels.dim(2)};  // d, h, w = z, y, x
+  // Everything from here to the label map runs in the model's canonical axes.
+  const AxisMapping axes = orientation_mapping(volume.geometry.direction, settings.orientation);
+  const Tensor canonical = reorient(volume.voxels, axes);
+  const std::array<double, 3> sp = reorient_spacing(volume.geometry.spacing, axes);  // x, y, z
+  const Size3 full{canonical.dim(0), canonical.dim(1), canonical.dim(2)};          // d, h, w = z, y, x
   // Crop to the non-zero region, resample to the model's spacing, normalise, pad to a patch.
-  const CropBox box = nonzero_bounding_box(volume.voxels);
-  Tensor image = crop_to_box(volume.voxels, box);
+  const CropBox box = nonzero_bounding_box(canonical);
+  Tensor image = crop_to_box(canonical, box);
   const Size3 cropped{image.dim(0), image.dim(1), image.dim(2)};
-  const auto& sp = volume.geometry.spacing;  // x, y, z
   const Size3 target = resampled_size(cropped, {sp[2], sp[1], sp[0]},
                                       {settings.spacing[2], settings.spacing[1], settings.spacing[0]});
   if (target != cropped) image = resample_linear(image, target);
@@ -145,10 +149,11 @@ CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const Inf
   probabilities = crop(probabilities, offset, target);
   if (target != cropped) probabilities = resample_linear(probabilities, cropped);
   if (request.save_probabilities) {
-    io::write_npy(probabilities_path(c.output), uncrop(probabilities, box, full, 0.0f));
+    io::write_npy(probabilities_path(c.output), reorient_back(uncrop(probabilities, box, full, 0.0f), axes));
   }
   Tensor labels = uncrop(kernels::argmax(probabilities), box, full, 0.0f);
   if (request.largest_component) keep_largest_component_per_label(labels);
+  labels = reorient_back(labels, axes);
   const int classes = net.config().num_classes;
   io::write_labels(c.output, labels, volume.geometry, classes <= 255 ? io::LabelType::UInt8 : io::LabelType::Int16);
   const double voxel_ml = sp[0] * sp[1] * sp[2] / 1000.0;

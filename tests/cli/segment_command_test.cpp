@@ -126,6 +126,36 @@ TEST_F(SegmentCommandTest, Colin27InAllThreeFormsKeepsItsGeometry) {
   }
 }
 
+// The same anatomy stored with the x axis reversed (and the direction and origin saying so)
+// gives the same labels at the same patient positions: segment reorients to the model's
+// canonical axes before the network and back after.
+TEST_F(SegmentCommandTest, LabelsFollowTheAnatomyNotTheStorageOrder) {
+  io::Geometry a;
+  a.size = {20, 18, 16};
+  a.spacing = {1.0, 1.0, 1.0};
+  const Tensor voxels = random_tensor({16, 18, 20, 1}, 9, 0.0f, 100.0f);
+  io::Geometry b = a;
+  b.direction = {-1, 0, 0, 0, 1, 0, 0, 0, 1};
+  b.origin = {19.0, 0.0, 0.0};  // voxel 0 of b is voxel 19 of a
+  Tensor flipped = Tensor::empty(voxels.shape());
+  for (std::int64_t z = 0; z < 16; ++z)
+    for (std::int64_t y = 0; y < 18; ++y)
+      for (std::int64_t x = 0; x < 20; ++x) {
+        flipped.data<float>()[(z * 18 + y) * 20 + x] = voxels.data<float>()[(z * 18 + y) * 20 + (19 - x)];
+      }
+  io::write_float_image(path("a.nii.gz"), voxels, a);
+  io::write_float_image(path("b.nii.gz"), flipped, b);
+  ASSERT_EQ(segment({"-i", path("a.nii.gz"), "-o", path("la.nii.gz")}).status, 0);
+  ASSERT_EQ(segment({"-i", path("b.nii.gz"), "-o", path("lb.nii.gz")}).status, 0);
+  const io::Volume la = io::read_image(path("la.nii.gz")), lb = io::read_image(path("lb.nii.gz"));
+  expect_same_geometry(lb.geometry, b);
+  for (std::int64_t z = 0; z < 16; ++z)
+    for (std::int64_t y = 0; y < 18; ++y)
+      for (std::int64_t x = 0; x < 20; ++x) {
+        ASSERT_EQ(lb.voxels.data<float>()[(z * 18 + y) * 20 + x], la.voxels.data<float>()[(z * 18 + y) * 20 + (19 - x)]);
+      }
+}
+
 TEST_F(SegmentCommandTest, FolderOfCasesGoesOnPastACorruptCase) {
   fs::create_directory(path("cases"));
   fs::create_directory(path("out"));
