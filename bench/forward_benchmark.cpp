@@ -2,7 +2,9 @@
 // config, input size, threads, GEMM backend, every timing, the median, and GFLOP/s from
 // the analytic FLOP count (multiply-add = 2) of the network at that size.
 // Usage: voxmamba_forward_benchmark [--config small|base] [--size 64] [--repeats 3]
-//        [--threads N] [--classes 3] [--device cpu|cuda]
+//        [--threads N] [--classes 3] [--device cpu|cuda] [--profile 1]
+// --profile 1 adds one more pass with per-op timing (each op waits for the device, so the
+// sum exceeds the median) as "op_ms", and the GPU memory high-water mark.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,13 +17,14 @@
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/ops.h"
 #include "pipeline/model_store.h"
 #include "models/voxmamba_net.h"
 
 int main(int argc, char** argv) {
   using namespace voxmamba;
   std::string config_name = "small", device_name = "cpu";
-  int size = 64, repeats = 3, threads = 0, classes = 3;
+  int size = 64, repeats = 3, threads = 0, classes = 3, profile = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--config") config_name = argv[i + 1];
@@ -30,6 +33,7 @@ int main(int argc, char** argv) {
     else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
     else if (flag == "--classes") classes = std::atoi(argv[i + 1]);
     else if (flag == "--device") device_name = argv[i + 1];
+    else if (flag == "--profile") profile = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -67,8 +71,28 @@ int main(int argc, char** argv) {
                 device.name().c_str(), config_name.c_str(), size, size, size, config.in_channels,
                 thread_pool().size(), device.is_cpu() ? kernels::cpu::gemm_backend_name() : "cublas", repeats);
     for (std::size_t i = 0; i < ms.size(); ++i) std::printf("%s%.1f", i ? ", " : "", ms[i]);
-    std::printf("], \"median_ms\": %.1f, \"gflop\": %.2f, \"gflop_per_s\": %.1f}\n", median, flops / 1e9,
+    std::printf("], \"median_ms\": %.1f, \"gflop\": %.2f, \"gflop_per_s\": %.1f", median, flops / 1e9,
                 flops / 1e9 / (median / 1e3));
+    if (!device.is_cpu()) {
+      std::printf(", \"peak_gpu_memory_gib\": %.2f", static_cast<double>(kernels::cuda_peak_memory_bytes()) / (1 << 30));
+    }
+    if (profile) {
+      kernels::reset_op_profile();
+      kernels::set_op_profiling(true);
+      net.forward(input);
+      kernels::set_op_profiling(false);
+      const auto times = kernels::op_profile();
+      std::printf(", \"op_ms\": {");
+      bool first = true;
+      for (int op = 0; op < static_cast<int>(kernels::Op::Count); ++op) {
+        if (times[op].calls == 0) continue;
+        std::printf("%s\"%s\": %.2f", first ? "" : ", ", kernels::op_name(static_cast<kernels::Op>(op)),
+                    times[op].milliseconds);
+        first = false;
+      }
+      std::printf("}");
+    }
+    std::printf("}\n");
   } catch (const std::exception& error) {
     std::fprintf(stderr, "voxmamba_forward_benchmark: error: %s\n", error.what());
     return 1;

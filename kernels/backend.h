@@ -1,5 +1,7 @@
 #pragma once
 // Which compute backends this build has, and whether their devices are present.
+#include <cstddef>
+
 #include "core/device.h"
 
 namespace voxmamba::kernels {
@@ -8,6 +10,9 @@ bool cuda_built();          // compiled with VOXMAMBA_CUDA
 int cuda_device_count();    // 0 when not built or no GPU/driver is present
 // Waits for all work queued on `device` (no-op for the CPU); for timing.
 void synchronize(const Device& device);
+// Peak bytes of GPU memory held by tensors since start (the caching allocator's high-water
+// mark, cache excluded); 0 without CUDA.
+std::size_t cuda_peak_memory_bytes();
 // Registers the CUDA allocator with core/ (idempotent). Throws Error when no GPU is usable.
 void initialize_cuda();
 

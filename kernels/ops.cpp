@@ -1,6 +1,9 @@
 // The one dispatch point: an op runs on the device its first input lives on.
 #include "kernels/ops.h"
 
+#include <chrono>
+
+#include "kernels/backend.h"
 #include "kernels/cpu/cpu_ops.h"
 #ifdef VOXMAMBA_HAVE_CUDA
 #include "kernels/cuda/cuda_ops.h"
@@ -8,6 +11,31 @@
 
 namespace voxmamba::kernels {
 namespace {
+
+bool g_profiling = false;
+std::array<OpTime, static_cast<int>(Op::Count)> g_profile{};
+
+// Times one op call when profiling is on (waiting for the device at both ends).
+class OpTimer {
+ public:
+  OpTimer(Op op, const Tensor& x) : op_(op), device_(x.defined() ? x.device() : Device::cpu()) {
+    if (!g_profiling) return;
+    synchronize(device_);
+    start_ = std::chrono::steady_clock::now();
+  }
+  ~OpTimer() {
+    if (!g_profiling) return;
+    synchronize(device_);
+    OpTime& t = g_profile[static_cast<int>(op_)];
+    t.milliseconds += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+    t.calls += 1;
+  }
+
+ private:
+  Op op_;
+  Device device_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 // True when the op must run on the GPU. A CUDA tensor in a build without CUDA kernels is an
 // error rather than a silent copy to the host.
@@ -24,10 +52,15 @@ bool on_gpu(Op op, const Tensor& x) {
 }  // namespace
 
 #ifdef VOXMAMBA_HAVE_CUDA
-#define VOXMAMBA_DISPATCH(op, x, fn, ...) (on_gpu(op, x) ? cuda::fn(__VA_ARGS__) : cpu::fn(__VA_ARGS__))
+#define VOXMAMBA_DISPATCH(op, x, fn, ...) \
+  (OpTimer(op, x), on_gpu(op, x) ? cuda::fn(__VA_ARGS__) : cpu::fn(__VA_ARGS__))
 #else
-#define VOXMAMBA_DISPATCH(op, x, fn, ...) (on_gpu(op, x), cpu::fn(__VA_ARGS__))
+#define VOXMAMBA_DISPATCH(op, x, fn, ...) (OpTimer(op, x), on_gpu(op, x), cpu::fn(__VA_ARGS__))
 #endif
+
+void set_op_profiling(bool enabled) { g_profiling = enabled; }
+std::array<OpTime, static_cast<int>(Op::Count)> op_profile() { return g_profile; }
+void reset_op_profile() { g_profile = {}; }
 
 const char* token_order_name(TokenOrder order) {
   switch (order) {

@@ -54,6 +54,17 @@ static_assert(kOpNames.size() == static_cast<std::size_t>(Op::Count), "every Op 
 
 inline const char* op_name(Op op) { return kOpNames[static_cast<int>(op)]; }
 
+// Per-op wall time, for finding where a forward pass spends its time: when enabled, every
+// dispatched op waits for its device and adds its time here. Off by default (it serialises
+// the GPU); the forward benchmark's --profile turns it on.
+void set_op_profiling(bool enabled);
+struct OpTime {
+  double milliseconds = 0;
+  std::int64_t calls = 0;
+};
+std::array<OpTime, static_cast<int>(Op::Count)> op_profile();  // since the last reset
+void reset_op_profile();
+
 // ---- convolutions -------------------------------------------------------------------
 
 struct ConvParams {

@@ -31,8 +31,9 @@ status=0
   done
   for run in "small 128" "base 64" "base 128"; do
     set -- $run
-    build-gpu/bench/voxmamba_forward_benchmark --device cuda --config "$1" --size "$2" --repeats 20
+    build-gpu/bench/voxmamba_forward_benchmark --device cuda --config "$1" --size "$2" --repeats 20 --profile 1
   done
+  (cd tools && python3 bench_twin.py --config base --size 128 --repeats 10) || status=1
   exit $status
 } 2>&1 | tee "$out/gpu_check.log"
 exit "${PIPESTATUS[0]}"

@@ -3,6 +3,7 @@
 // device and cost tens of microseconds, so freed blocks are kept by size for reuse.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
@@ -40,6 +41,7 @@ class CachingCudaAllocator final : public DeviceAllocator {
       void* pointer = found->second;
       free_.erase(found);
       in_use_[pointer] = {device_index, rounded};
+      note_in_use(rounded);
       return pointer;
     }
     check_cuda(cudaSetDevice(device_index), "select device");
@@ -56,6 +58,7 @@ class CachingCudaAllocator final : public DeviceAllocator {
                   std::to_string(device_index));
     }
     in_use_[pointer] = {device_index, rounded};
+    note_in_use(rounded);
     return pointer;
   }
 
@@ -64,6 +67,7 @@ class CachingCudaAllocator final : public DeviceAllocator {
     auto found = in_use_.find(pointer);
     if (found == in_use_.end()) return;
     free_.emplace(found->second, pointer);
+    bytes_in_use_ -= found->second.second;
     in_use_.erase(found);
   }
 
@@ -86,6 +90,19 @@ class CachingCudaAllocator final : public DeviceAllocator {
     free_.clear();
   }
 
+  void note_in_use(std::size_t bytes) {
+    bytes_in_use_ += bytes;
+    peak_bytes_ = std::max(peak_bytes_, bytes_in_use_);
+  }
+
+ public:
+  std::size_t peak_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return peak_bytes_;
+  }
+
+ private:
+  std::size_t bytes_in_use_ = 0, peak_bytes_ = 0;
   std::mutex mutex_;
   std::multimap<Key, void*> free_;
   std::unordered_map<void*, Key> in_use_;
@@ -111,12 +128,20 @@ void synchronize(const Device& device) {
   cuda::check_cuda(cudaDeviceSynchronize(), "synchronize");
 }
 
+namespace {
+cuda::CachingCudaAllocator& allocator() {
+  static cuda::CachingCudaAllocator instance;
+  return instance;
+}
+}  // namespace
+
+std::size_t cuda_peak_memory_bytes() { return allocator().peak_bytes(); }
+
 void initialize_cuda() {
   static std::once_flag once;
   std::call_once(once, [] {
     if (cuda_device_count() == 0) throw Error("no CUDA device is available (no GPU or no driver)");
-    static cuda::CachingCudaAllocator allocator;
-    register_device_allocator(DeviceType::CUDA, &allocator);
+    register_device_allocator(DeviceType::CUDA, &allocator());
   });
 }
 
