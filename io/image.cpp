@@ -25,6 +25,7 @@
 #include <optional>
 
 #include "io/atomic_file.h"
+#include "io/nifti2_reader.h"
 #include "io/nifti_header.h"
 
 namespace voxmamba::io {
@@ -134,14 +135,7 @@ std::optional<NiftiHeader> check_nifti(const std::string& path) {
   } catch (const Error&) {
     return std::nullopt;  // not NIfTI at all: ITK's own check reports it
   }
-  if (header.version == 2) {
-    const std::int64_t rank = header.dim[0];
-    if (rank >= 4 && header.dim[4] > 1) {
-      throw Error(path, "is a 4D NIfTI-2 image with " + std::to_string(header.dim[4]) +
-                            " volumes; VoxMamba reads 3D images (one file per channel)");
-    }
-    throw Error(path, "is a NIfTI-2 file, which this build cannot read yet (save it as NIfTI-1)");
-  }
+  if (header.version == 2) return header;  // read_file hands it to read_nifti2
   if (header.file_bytes < header.data_bytes) {
     throw Error(path, "truncated or corrupt file: the header needs " + std::to_string(header.data_bytes) +
                           " bytes, the file holds " + (header.file_bytes < 0 ? std::string("a broken stream") : std::to_string(header.file_bytes)));
@@ -168,6 +162,7 @@ void apply_sform(const NiftiHeader& header, Geometry& g) {
 
 Volume read_file(const std::string& path) {
   const std::optional<NiftiHeader> nifti = check_nifti(path);
+  if (nifti && nifti->version == 2) return read_nifti2(path);  // ITK 5.2 reads NIfTI-1 only
   itk::ImageIOBase::Pointer io =
       itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
   if (!io) throw Error(path, "not a readable image (unknown format, or a corrupt file)");

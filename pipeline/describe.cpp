@@ -44,8 +44,7 @@ nlohmann::json describe_path(const std::string& path) {
   if (is_model_file(path) || has_model_ending(path)) return describe_model(path);
 #ifdef VOXMAMBA_HAVE_ITK
   const io::ImageInfo info = io::describe_image(path);
-  nlohmann::json out;
-  out["path"] = path;
+  nlohmann::json out;  // exactly these keys (issue 3), so scripts can rely on them
   out["size"] = info.geometry.size;
   out["spacing"] = info.geometry.spacing;
   out["origin"] = info.geometry.origin;

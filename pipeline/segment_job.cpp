@@ -70,7 +70,7 @@ bool folder_holds_images(const std::string& folder) {
 void require_writable_folder(const std::string& output_file) {
   fs::path folder = fs::path(output_file).parent_path();
   if (folder.empty()) folder = ".";
-  if (!fs::is_directory(folder)) throw Error(output_file, "output folder does not exist");
+  if (!fs::is_directory(folder)) throw Error(output_file, "output folder does not exist (or is not a folder)");
   if (::access(folder.c_str(), W_OK) != 0) throw Error(output_file, "output folder is not writable");
 }
 

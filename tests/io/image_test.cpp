@@ -221,6 +221,46 @@ TEST(ImageErrors, NiftiTwoIsNamedInTheError) {
   expect_error(kNibabel + "example_nifti2.nii.gz", "4D NIfTI-2 image with 2 volumes");
 }
 
+TEST(RealImages, NiftiTwoWrittenByNibabelReadsWithItsGeometry) {
+  if (!python_has("nibabel")) GTEST_SKIP() << "python3-nibabel missing";
+  TempFolder folder("nifti2");
+  // Three files: sform (oblique), qform only (with qfac -1), and int16 with scaling.
+  ASSERT_EQ(run_python(folder.path(),
+                       "import nibabel as nib, numpy as np, json\n"
+                       "rng = np.random.RandomState(0)\n"
+                       "a = rng.rand(7, 5, 4).astype(np.float32)\n"
+                       "c, s = np.cos(0.3), np.sin(0.3)\n"
+                       "aff = np.array([[0.7*c, -1.3*s, 0, 12.5], [0.7*s, 1.3*c, 0, -40.25], [0, 0, 2.5, 7], [0, 0, 0, 1]])\n"
+                       "img = nib.Nifti2Image(a, aff); img.set_qform(None, code=0); img.set_sform(aff, code=2)\n"
+                       "nib.save(img, 'sform.nii.gz')\n"
+                       "q = nib.Nifti2Image(a, None); q.set_qform(np.diag([-1.5, 2.0, -0.5, 1]) @ np.eye(4), code=1); q.set_sform(None, code=0)\n"
+                       "nib.save(q, 'qform.nii')\n"
+                       "i = nib.Nifti2Image(np.arange(140, dtype=np.int16).reshape(7, 5, 4), aff); i.header.set_slope_inter(0.5, 10)\n"
+                       "nib.save(i, 'scaled.nii.gz')\n"
+                       "out = {}\n"
+                       "for f in ['sform.nii.gz', 'qform.nii', 'scaled.nii.gz']:\n"
+                       "    m = nib.load(f); A = m.affine; z = np.array(m.header.get_zooms()[:3])\n"
+                       "    flip = np.diag([-1.0, -1.0, 1.0])\n"
+                       "    out[f] = dict(origin=(flip @ A[:3, 3]).tolist(), direction=(flip @ (A[:3, :3] / z)).ravel().tolist(),\n"
+                       "                  spacing=z.tolist(), data=np.asarray(m.get_fdata(), np.float32).transpose(2, 1, 0).ravel().tolist())\n"
+                       "json.dump(out, open('expected.json', 'w'))\n"),
+            0)
+      << read_bytes(folder.path() / "python.log");
+  const nlohmann::json expected = nlohmann::json::parse(read_bytes(folder.path() / "expected.json"));
+  for (const std::string name : {"sform.nii.gz", "qform.nii", "scaled.nii.gz"}) {
+    SCOPED_TRACE(name);
+    const Volume v = read_image(folder.file(name));
+    const nlohmann::json& e = expected[name];
+    EXPECT_EQ(v.geometry.size, (std::array<std::int64_t, 3>{7, 5, 4}));
+    for (int a = 0; a < 3; ++a) {
+      EXPECT_NEAR(v.geometry.spacing[a], e["spacing"][a].get<double>(), 1e-5);
+      EXPECT_NEAR(v.geometry.origin[a], e["origin"][a].get<double>(), 1e-5);
+    }
+    for (int i = 0; i < 9; ++i) EXPECT_NEAR(v.geometry.direction[i], e["direction"][i].get<double>(), 1e-5);
+    for (std::int64_t i = 0; i < v.voxels.numel(); ++i) ASSERT_NEAR(v.voxels.data<float>()[i], e["data"][i].get<float>(), 1e-5);
+  }
+}
+
 TEST(ImageErrors, FourDimensionalImageIsRefusedClearly) {
   if (!python_has("nibabel")) GTEST_SKIP() << "python3-nibabel missing";
   TempFolder folder("four_d");
