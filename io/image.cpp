@@ -256,15 +256,12 @@ void check_voxels_match(const std::string& path, const Tensor& voxels, const Geo
   }
 }
 
-// A DICOM UID from 128 random bits ("2.25." + decimal, DICOM PS3.5 B.2).
+// A DICOM UID under the "2.25" root (DICOM PS3.5 B.2: a decimal integer below 2^128), here
+// from 123 random bits: a non-zero 64-bit number followed by 18 random decimal digits.
 std::string random_uid(std::mt19937_64& rng) {
-  unsigned __int128 value = (static_cast<unsigned __int128>(rng()) << 64) | rng();
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(value % 10)));
-    value /= 10;
-  } while (value != 0);
-  return "2.25." + digits;
+  std::string low = std::to_string(rng() % 1000000000000000000ull);
+  low.insert(0, 18 - low.size(), '0');
+  return "2.25." + std::to_string(rng() | 1ull) + low;
 }
 
 std::string backslash_joined(const double* values, int count) {

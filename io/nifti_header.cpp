@@ -92,11 +92,6 @@ NiftiHeader read_nifti_header(const std::string& path) {
       }
     }
     if (non_finite) non_finite->feed(buffer + used, count - used, position + used);
-    if (bytes.size() >= 348 && bytes.size() < 544 && position + count > 348) {
-      // NIfTI-2 headers are 540 bytes: keep up to there as well.
-      const std::int64_t extra = std::min<std::int64_t>(544 - static_cast<std::int64_t>(bytes.size()), count - used);
-      bytes.insert(bytes.end(), buffer + used, buffer + used + extra);
-    }
     position += count;
   }
   int error_code = Z_OK;
@@ -122,9 +117,7 @@ NiftiHeader read_nifti_header(const std::string& path) {
     for (int i = 1; i <= rank; ++i) voxels *= std::max<std::int64_t>(1, header.dim[i]);
     header.data_bytes = std::max<std::int64_t>(offset, 352) + voxels * bits / 8;
   } else if (header_size == 540) {
-    header.version = 2;
-    if (bytes.size() < 540) throw Error(path, "NIfTI-2 header is truncated");
-    for (int i = 0; i < 8; ++i) header.dim[i] = read_at<std::int64_t>(bytes, 16 + 8 * i, swap);
+    header.version = 2;  // read in full by io/nifti2_reader.cpp
   } else {
     throw Error(path, "not a NIfTI file (header size " + std::to_string(header_size) + ")");
   }

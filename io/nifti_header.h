@@ -5,7 +5,7 @@
 //   atlas has a left-handed qform and a right-handed sform), so io/ applies the standard's
 //   rule itself;
 // - whether the file holds all its voxels (ITK reads a truncated .nii.gz without error);
-// - NIfTI-2 headers, which ITK 5.2 cannot read, so that the error can say what the file is.
+// - whether it is NIfTI-2, which ITK 5.2 cannot read (io/nifti2_reader.h reads those).
 #include <array>
 #include <cstdint>
 #include <string>
@@ -14,7 +14,7 @@ namespace voxmamba::io {
 
 struct NiftiHeader {
   int version = 1;                      // 1 or 2
-  std::array<std::int64_t, 8> dim{};    // dim[0] = rank
+  std::array<std::int64_t, 8> dim{};    // dim[0] = rank (NIfTI-1 only)
   int sform_code = 0;
   std::array<std::array<double, 4>, 3> srow{};  // voxel (i, j, k, 1) -> RAS mm
   std::int64_t data_bytes = 0;          // vox_offset + voxels * bytes per voxel

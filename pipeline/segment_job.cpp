@@ -141,10 +141,10 @@ CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const Inf
   Size3 offset{};
   image = pad_to_at_least(image, settings.patch_size, &offset);
   SlidingWindowOptions options{settings.patch_size, request.overlap, request.tta};
-  Tensor probabilities = predict_probabilities(net, image, options, progress);
-  result.passes = static_cast<std::int64_t>(sliding_windows({image.dim(0), image.dim(1), image.dim(2)},
-                                                            settings.patch_size, request.overlap).size() *
-                                            mirror_axis_masks(request.tta).size());
+  Tensor probabilities = predict_probabilities(net, image, options, [&](std::int64_t done, std::int64_t total) {
+    result.passes = done;
+    if (progress) progress(done, total);
+  });
   // Back to the input's grid: remove the padding, resample the probabilities, argmax, uncrop.
   probabilities = crop(probabilities, offset, target);
   if (target != cropped) probabilities = resample_linear(probabilities, cropped);

@@ -25,8 +25,9 @@ inline std::string quote(const std::string& text) {
 }
 
 // Runs voxmamba with `args` in `folder`, stdout and stderr together.
-inline RunResult run_cli(const fs::path& folder, const std::vector<std::string>& args) {
-  std::string command = "cd " + quote(folder.string()) + " && " + quote(VOXMAMBA_CLI_PATH);
+// `prefix` runs the binary through another command (e.g. setpriv to drop root).
+inline RunResult run_cli(const fs::path& folder, const std::vector<std::string>& args, const std::string& prefix = "") {
+  std::string command = "cd " + quote(folder.string()) + " && " + prefix + quote(VOXMAMBA_CLI_PATH);
   for (const std::string& arg : args) command += " " + quote(arg);
   command += " 2>&1";
   RunResult result;

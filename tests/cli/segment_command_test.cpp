@@ -2,6 +2,7 @@
 // real Colin27), statistics, folders of cases going on past a bad one, and one clear line for
 // each bad input with nothing overwritten.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -186,6 +187,32 @@ TEST_F(SegmentCommandTest, BadInputsGetOneClearLineAndTouchNothing) {
   EXPECT_TRUE(is_one_line_error(segment({"-i", path("whole.nii.gz"), "-o", path("no/such/folder/o.nii.gz")}),
                                 {"o.nii.gz", "output folder does not exist"}));
   EXPECT_FALSE(fs::exists(path("o.nii.gz")));
+}
+
+TEST_F(SegmentCommandTest, UnwritableOutputFolderIsRefused) {
+  write_test_image(path("scan.nii.gz"), oblique_anisotropic({16, 16, 16}), 7);
+  fs::create_directory(path("locked"));
+  const auto read_only = fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                         fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec;
+  fs::permissions(path("locked"), read_only);
+  // Root writes anywhere, so as root the command runs as nobody (setpriv), with the test's
+  // folders opened up for reading.
+  std::string prefix;
+  if (::geteuid() == 0) {
+    if (run_shell("setpriv --reuid=65534 --regid=65534 --clear-groups true") != 0) {
+      GTEST_SKIP() << "running as root and cannot drop privileges with setpriv";
+    }
+    const auto readable = read_only | fs::perms::owner_write;
+    fs::permissions(folder_.path(), readable);
+    fs::permissions(suite_->path(), readable);
+    prefix = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  }
+  const RunResult result = run_cli(folder_.path(),
+                                   {"segment", "-m", model(), "--quiet", "--no-tta", "--device", "cpu", "-i",
+                                    path("scan.nii.gz"), "-o", path("locked/seg.nii.gz")},
+                                   prefix);
+  EXPECT_TRUE(is_one_line_error(result, {"seg.nii.gz", "not writable"}));
+  EXPECT_TRUE(fs::is_empty(path("locked")));
 }
 
 TEST_F(SegmentCommandTest, NanVoxelsAreRefused) {
