@@ -24,11 +24,14 @@ class ProgressBar {
     const auto now = std::chrono::steady_clock::now();
     if (done == 1 || start_ == std::chrono::steady_clock::time_point{}) start_ = now;
     const double seconds = std::chrono::duration<double>(now - start_).count();
-    const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
+    // Timed from the first pass's end, so the rate counts the passes after it.
+    const double rate = seconds > 0 ? static_cast<double>(done - 1) / seconds : 0.0;
     const int width = 30, filled = static_cast<int>(width * done / std::max<std::int64_t>(1, total));
-    std::fprintf(stderr, "\r[%s%s] %lld/%lld passes  %.1f/s  ETA %.0f s ", std::string(filled, '#').c_str(),
+    const std::string eta =
+        done > 1 && rate > 0 ? std::to_string(static_cast<long long>(static_cast<double>(total - done) / rate)) + " s" : "--";
+    std::fprintf(stderr, "\r[%s%s] %lld/%lld passes  %.1f/s  ETA %s ", std::string(filled, '#').c_str(),
                  std::string(width - filled, '.').c_str(), static_cast<long long>(done), static_cast<long long>(total),
-                 rate, rate > 0 ? static_cast<double>(total - done) / rate : 0.0);
+                 rate, eta.c_str());
     if (done == total) std::fprintf(stderr, "\n");
   }
 

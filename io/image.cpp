@@ -89,7 +89,8 @@ Geometry geometry_of(const FloatImage* image) {
     g.size[a] = static_cast<std::int64_t>(size[a]);
     g.spacing[a] = image->GetSpacing()[a];
     g.origin[a] = image->GetOrigin()[a];
-    for (int b = 0; b < 3; ++b) g.direction[a * 3 + b] = image->GetDirection()(a, b);
+    // "+ 0.0" turns ITK's -0.0 entries into 0.0, which prints as users expect.
+    for (int b = 0; b < 3; ++b) g.direction[a * 3 + b] = image->GetDirection()(a, b) + 0.0;
   }
   return g;
 }
@@ -148,16 +149,12 @@ std::optional<NiftiHeader> check_nifti(const std::string& path) {
 
 // The NIfTI standard's precedence (and nibabel's): the sform, when its code is set.
 void apply_sform(const NiftiHeader& header, Geometry& g) {
-  const double to_lps[3] = {-1, -1, 1};  // RAS -> LPS
-  for (int c = 0; c < 3; ++c) {
-    double column[3];
-    for (int r = 0; r < 3; ++r) column[r] = to_lps[r] * header.srow[r][c];
-    const double length = std::sqrt(column[0] * column[0] + column[1] * column[1] + column[2] * column[2]);
-    if (length <= 0) return;  // a degenerate sform: keep what ITK derived
-    g.spacing[c] = length;
-    for (int r = 0; r < 3; ++r) g.direction[r * 3 + c] = column[r] / length;
-  }
-  for (int r = 0; r < 3; ++r) g.origin[r] = to_lps[r] * header.srow[r][3];
+  double ras[3][4];
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c) ras[r][c] = header.srow[r][c];
+  Geometry sform = g;
+  if (lps_geometry_from_ras_affine(ras, sform.spacing, sform.direction, sform.origin)) g = sform;
+  // A degenerate sform keeps what ITK derived from the qform.
 }
 
 Volume read_file(const std::string& path) {
@@ -361,6 +358,7 @@ void write_dicom_series(const std::string& folder, const Tensor& voxels, const G
     double position[3];
     for (int r = 0; r < 3; ++r) position[r] = geometry.origin[r] + k * geometry.spacing[2] * geometry.direction[r * 3 + 2];
     itk::EncapsulateMetaData<std::string>(d, "0008|0060", modality);
+    itk::EncapsulateMetaData<std::string>(d, "0028|0004", "MONOCHROME2");
     itk::EncapsulateMetaData<std::string>(d, "0020|000d", study);
     itk::EncapsulateMetaData<std::string>(d, "0020|000e", series);
     itk::EncapsulateMetaData<std::string>(d, "0020|0052", frame);

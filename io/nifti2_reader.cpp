@@ -1,5 +1,7 @@
 #include "io/nifti2_reader.h"
 
+#include "io/nifti_header.h"
+
 #include <zlib.h>
 
 #include <cmath>
@@ -119,16 +121,9 @@ Volume read_nifti2(const std::string& path) {
   } else {
     for (int k = 0; k < 3; ++k) ras[k][k] = pixdim[k + 1] > 0 ? pixdim[k + 1] : 1.0;
   }
-  const double to_lps[3] = {-1, -1, 1};
-  for (int c = 0; c < 3; ++c) {
-    double column[3], length = 0;
-    for (int r = 0; r < 3; ++r) length += (column[r] = to_lps[r] * ras[r][c]) * column[r];
-    length = std::sqrt(length);
-    if (length <= 0) throw Error(path, "NIfTI-2 transform is degenerate");
-    volume.geometry.spacing[c] = length;
-    for (int r = 0; r < 3; ++r) volume.geometry.direction[r * 3 + c] = column[r] / length;
+  if (!lps_geometry_from_ras_affine(ras, volume.geometry.spacing, volume.geometry.direction, volume.geometry.origin)) {
+    throw Error(path, "NIfTI-2 transform is degenerate");
   }
-  for (int r = 0; r < 3; ++r) volume.geometry.origin[r] = to_lps[r] * ras[r][3];
   return volume;
 }
 

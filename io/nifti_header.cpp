@@ -30,6 +30,24 @@ bool ends_with(const std::string& text, const std::string& end) {
 
 }  // namespace
 
+bool lps_geometry_from_ras_affine(const double ras[3][4], std::array<double, 3>& spacing,
+                                  std::array<double, 9>& direction, std::array<double, 3>& origin) {
+  const double to_lps[3] = {-1, -1, 1};
+  for (int c = 0; c < 3; ++c) {
+    double column[3], squared = 0;
+    for (int r = 0; r < 3; ++r) {
+      column[r] = to_lps[r] * ras[r][c];
+      squared += column[r] * column[r];
+    }
+    const double length = std::sqrt(squared);
+    if (!(length > 0)) return false;
+    spacing[c] = length;
+    for (int r = 0; r < 3; ++r) direction[r * 3 + c] = column[r] / length + 0.0;  // "+ 0.0": no -0.0
+  }
+  for (int r = 0; r < 3; ++r) origin[r] = to_lps[r] * ras[r][3] + 0.0;
+  return true;
+}
+
 bool has_nifti_ending(const std::string& path) { return ends_with(path, ".nii") || ends_with(path, ".nii.gz"); }
 
 // Counts NaN/infinite values of a float32 (`bytes_per_value` 4) or float64 (8) stream fed in

@@ -23,6 +23,11 @@ struct NiftiHeader {
 };
 
 bool has_nifti_ending(const std::string& path);
+
+// Spacing, direction and origin (LPS, as io::Geometry) of a voxel -> RAS affine [3][4];
+// false for a degenerate (zero-length) axis, leaving the outputs unspecified.
+bool lps_geometry_from_ras_affine(const double ras[3][4], std::array<double, 3>& spacing,
+                                  std::array<double, 9>& direction, std::array<double, 3>& origin);
 // Throws Error naming the path when the header cannot be read.
 NiftiHeader read_nifti_header(const std::string& path);
 

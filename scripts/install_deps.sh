@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           libhdf5-dev libopenblas-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
           libinsighttoolkit5-dev libgdcm-dev zlib1g-dev
-          libgtest-dev python3-numpy)
+          libgtest-dev python3-numpy mricron-data)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3-h5py python3-torch python3-nibabel python3-pydicom hdf5-tools)
 fi
