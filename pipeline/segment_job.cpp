@@ -32,13 +32,17 @@ struct Case {
   std::string output;
 };
 
-bool is_image_file(const fs::path& path) {
-  const std::string name = path.filename().string();
+// The image-file ending of `name` (".nii.gz", ...), or "" for anything else.
+std::string image_ending(const std::string& name) {
   for (const std::string ending : {".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"}) {
-    if (name.size() > ending.size() && name.compare(name.size() - ending.size(), ending.size(), ending) == 0) return true;
+    if (name.size() > ending.size() && name.compare(name.size() - ending.size(), ending.size(), ending) == 0) {
+      return ending;
+    }
   }
-  return false;
+  return "";
 }
+
+bool is_image_file(const fs::path& path) { return !image_ending(path.filename().string()).empty(); }
 
 // nnU-Net naming: CASE_0000.nii.gz is channel 0 of CASE.
 std::vector<Case> cases_in_folder(const std::string& folder, const std::string& output_folder) {
@@ -95,14 +99,7 @@ io::Volume read_case(const Case& c, const std::string& series, int channels) {
 
 // seg.nii.gz -> seg_probabilities.npy, beside the label map.
 std::string probabilities_path(const std::string& output) {
-  std::string stem = output;
-  for (const std::string ending : {".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"}) {
-    if (stem.size() > ending.size() && stem.compare(stem.size() - ending.size(), ending.size(), ending) == 0) {
-      stem.resize(stem.size() - ending.size());
-      break;
-    }
-  }
-  return stem + "_probabilities.npy";
+  return output.substr(0, output.size() - image_ending(output).size()) + "_probabilities.npy";
 }
 
 void check_finite(const Tensor& voxels, const std::string& path) {
