@@ -86,12 +86,16 @@ ModelDescription describe_model_file(const std::string& path) {
   });
 }
 
-std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device) {
+LoadedModel load_model(const std::string& path, Device device) {
   const io::TensorFile file = io::read_tensor_file(path);
   return with_file(path, [&] {
     const models::NetworkConfig config = models::network_config_from_json(file.config_json);
-    return std::make_unique<models::VoxMambaNet>(config, file.tensors, device);
+    return LoadedModel{std::make_unique<models::VoxMambaNet>(config, file.tensors, device), file.config_json};
   });
+}
+
+std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device) {
+  return load_model(path, device).net;
 }
 
 Device choose_device(const std::string& text) {

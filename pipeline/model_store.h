@@ -35,6 +35,12 @@ void create_model_file(const std::string& path, const models::NetworkConfig& con
 
 ModelDescription describe_model_file(const std::string& path);
 
+struct LoadedModel {
+  std::unique_ptr<models::VoxMambaNet> net;
+  std::string config_json;  // the whole `config` attribute, pipeline fields included
+};
+// One read of the file: the network, ready on `device`, and its config.
+LoadedModel load_model(const std::string& path, Device device = Device::cpu());
 std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device = Device::cpu());
 
 // "auto" (the first GPU when one is usable, else the CPU), "cpu", "cuda" or "cuda:N"; a GPU

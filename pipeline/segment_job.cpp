@@ -202,12 +202,19 @@ SegmentSummary run_segment(const SegmentRequest& request, const ProgressCallback
   }
   if (!request.stats.empty()) require_writable_folder(request.stats);
   const Device device = choose_device(request.device);
-  const auto net = load_model_file(request.model, device);
-  const InferenceSettings settings = inference_settings_from_json(describe_model_file(request.model).config_json);
+  const LoadedModel model = load_model(request.model, device);
+  const InferenceSettings settings = [&] {
+    try {
+      return inference_settings_from_json(model.config_json);
+    } catch (const Error& error) {
+      throw Error(request.model, error.what());
+    }
+  }();
+  const models::VoxMambaNet& net = *model.net;
   SegmentSummary summary;
   for (const Case& c : cases) {
     try {
-      summary.cases.push_back(segment_case(c, *net, settings, request, progress));
+      summary.cases.push_back(segment_case(c, net, settings, request, progress));
     } catch (const std::exception& error) {
       if (!batch) throw;
       CaseResult failed{c.name, c.channel_files.front(), c.output, error.what(), {}, 0, 0};
