@@ -1,37 +1,18 @@
 #include "pipeline/forward_job.h"
 
 #include <chrono>
-#include <filesystem>
 
 #include "io/npy.h"
 #include "pipeline/model_store.h"
+#include "pipeline/output_paths.h"
 
 namespace voxmamba::pipeline {
-
-namespace {
-
-// True when `a` and `b` name the same file: same spelling, the same existing file (links
-// included), or the same location once "." / ".." / symlinks are resolved.
-bool same_file(const std::string& a, const std::string& b) {
-  if (a == b) return true;
-  std::error_code error;
-  if (std::filesystem::equivalent(a, b, error)) return true;
-  const std::filesystem::path canonical_a = std::filesystem::weakly_canonical(a, error);
-  if (error) return false;
-  const std::filesystem::path canonical_b = std::filesystem::weakly_canonical(b, error);
-  return !error && canonical_a == canonical_b;
-}
-
-}  // namespace
 
 ForwardResult run_forward(const ForwardRequest& request) {
   if (same_file(request.output, request.input) || same_file(request.output, request.weights)) {
     throw Error(request.output, "output path equals an input path; refusing to overwrite it");
   }
-  const std::filesystem::path output_folder = std::filesystem::path(request.output).parent_path();
-  if (!output_folder.empty() && !std::filesystem::is_directory(output_folder)) {
-    throw Error(request.output, "output folder does not exist");
-  }
+  require_writable_folder(request.output);
   const Device device = choose_device(request.device);
   // The input first: it is small and cheap to check, the model may be hundreds of MB.
   const Tensor input = io::read_npy(request.input);

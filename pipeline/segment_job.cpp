@@ -1,7 +1,5 @@
 #include "pipeline/segment_job.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -16,6 +14,7 @@
 #include "pipeline/inference_settings.h"
 #include "pipeline/model_store.h"
 #include "pipeline/orientation.h"
+#include "pipeline/output_paths.h"
 #include "pipeline/postprocess.h"
 #include "pipeline/resample.h"
 #include "pipeline/sliding_window.h"
@@ -71,13 +70,6 @@ bool folder_holds_images(const std::string& folder) {
   return false;
 }
 
-void require_writable_folder(const std::string& output_file) {
-  fs::path folder = fs::path(output_file).parent_path();
-  if (folder.empty()) folder = ".";
-  if (!fs::is_directory(folder)) throw Error(output_file, "output folder does not exist (or is not a folder)");
-  if (::access(folder.c_str(), W_OK) != 0) throw Error(output_file, "output folder is not writable");
-}
-
 // Reads every channel of a case into [D, H, W, C], checking that they share one geometry.
 io::Volume read_case(const Case& c, const std::string& series, int channels) {
   if (static_cast<int>(c.channel_files.size()) != channels) {
@@ -114,7 +106,7 @@ CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const Inf
   CaseResult result{c.name, c.channel_files.front(), c.output, {}, {}, 0, 0};
   const auto start = std::chrono::steady_clock::now();
   for (const std::string& file : c.channel_files) {
-    if (fs::absolute(file) == fs::absolute(c.output)) throw Error(c.output, "output path equals the input; refusing to overwrite it");
+    if (same_file(file, c.output)) throw Error(c.output, "output path equals the input; refusing to overwrite it");
   }
   io::Volume volume = read_case(c, request.series, net.config().in_channels);
   check_finite(volume.voxels, c.channel_files.front());

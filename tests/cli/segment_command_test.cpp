@@ -183,6 +183,8 @@ TEST_F(SegmentCommandTest, BadInputsGetOneClearLineAndTouchNothing) {
   fs::create_directory(path("empty"));
   EXPECT_TRUE(is_one_line_error(segment({"-i", path("empty"), "-o", path("o.nii.gz")}), {"empty", "no DICOM series"}));
   EXPECT_TRUE(is_one_line_error(segment({"-i", path("whole.nii.gz"), "-o", path("whole.nii.gz")}), {"whole.nii.gz", "equals the input"}));
+  EXPECT_TRUE(is_one_line_error(segment({"-i", path("whole.nii.gz"), "-o", folder_.path().string() + "/./whole.nii.gz"}),
+                                {"whole.nii.gz", "equals the input"}));
   EXPECT_EQ(read_bytes(path("whole.nii.gz")), whole);  // not overwritten
   EXPECT_TRUE(is_one_line_error(segment({"-i", path("whole.nii.gz"), "-o", path("no/such/folder/o.nii.gz")}),
                                 {"o.nii.gz", "output folder does not exist"}));
