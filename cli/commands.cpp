@@ -33,7 +33,7 @@ struct InfoOptions {
 } info_options;
 
 struct ForwardOptions {
-  std::string weights, input, output, device = "auto";
+  std::string weights, input, output, device = "auto", precision = "auto";
   bool quiet = false;
 } forward_options;
 
@@ -124,19 +124,21 @@ void add_forward_command(CLI::App& app) {
       ->required();
   command->add_option("--output", forward_options.output, "logits to write, float32 [N, D, H, W, classes]")
       ->required();
-  command->add_option("--device", forward_options.device,
-                      "auto (the GPU when one is usable), cpu, cuda or cuda:N; the GPU path is fp32 for now")
+  command->add_option("--device", forward_options.device, "auto (the GPU when one is usable), cpu, cuda or cuda:N")
+      ->capture_default_str();
+  command->add_option("--precision", forward_options.precision,
+                      "auto (bf16 on a GPU, fp32 on the CPU), fp32, or bf16 (GPU only; fp32 accumulation)")
       ->capture_default_str();
   command->add_flag("--quiet", forward_options.quiet, "print nothing on success");
   command->footer("Example: voxmamba forward --weights model.h5 --input image.npy --output logits.npy");
   actions()["forward"] = [] {
     pipeline::ForwardRequest request{forward_options.weights, forward_options.input, forward_options.output,
-                                     forward_options.device};
+                                     forward_options.device, forward_options.precision};
     const pipeline::ForwardResult result = pipeline::run_forward(request);
     if (!forward_options.quiet) {
       const std::string where = result.device.is_cpu()
                                     ? std::to_string(thread_pool().size()) + " CPU threads"
-                                    : result.device.name();
+                                    : result.device.name() + " in " + dtype_name(result.precision);
       std::fprintf(stderr, "%s: logits %s in %.2f s on %s\n", request.output.c_str(), result.output_shape.c_str(),
                    result.seconds, where.c_str());
     }

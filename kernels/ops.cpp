@@ -13,12 +13,12 @@ namespace voxmamba::kernels {
 namespace {
 
 bool g_profiling = false;
-std::array<OpTime, static_cast<int>(Op::Count)> g_profile{};
+std::map<std::string, OpTime> g_profile;
 
 // Times one op call when profiling is on (waiting for the device at both ends).
 class OpTimer {
  public:
-  OpTimer(Op op, const Tensor& x) : op_(op), device_(x.defined() ? x.device() : Device::cpu()) {
+  OpTimer(const char* label, const Tensor& x) : label_(label), device_(x.defined() ? x.device() : Device::cpu()) {
     if (!g_profiling) return;
     synchronize(device_);
     start_ = std::chrono::steady_clock::now();
@@ -26,13 +26,13 @@ class OpTimer {
   ~OpTimer() {
     if (!g_profiling) return;
     synchronize(device_);
-    OpTime& t = g_profile[static_cast<int>(op_)];
+    OpTime& t = g_profile[label_];
     t.milliseconds += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
     t.calls += 1;
   }
 
  private:
-  Op op_;
+  const char* label_;
   Device device_;
   std::chrono::steady_clock::time_point start_;
 };
@@ -53,14 +53,14 @@ bool on_gpu(Op op, const Tensor& x) {
 
 #ifdef VOXMAMBA_HAVE_CUDA
 #define VOXMAMBA_DISPATCH(op, x, fn, ...) \
-  (OpTimer(op, x), on_gpu(op, x) ? cuda::fn(__VA_ARGS__) : cpu::fn(__VA_ARGS__))
+  (OpTimer(op_name(op), x), on_gpu(op, x) ? cuda::fn(__VA_ARGS__) : cpu::fn(__VA_ARGS__))
 #else
-#define VOXMAMBA_DISPATCH(op, x, fn, ...) (OpTimer(op, x), on_gpu(op, x), cpu::fn(__VA_ARGS__))
+#define VOXMAMBA_DISPATCH(op, x, fn, ...) (OpTimer(op_name(op), x), on_gpu(op, x), cpu::fn(__VA_ARGS__))
 #endif
 
 void set_op_profiling(bool enabled) { g_profiling = enabled; }
-std::array<OpTime, static_cast<int>(Op::Count)> op_profile() { return g_profile; }
-void reset_op_profile() { g_profile = {}; }
+std::map<std::string, OpTime> op_profile() { return g_profile; }
+void reset_op_profile() { g_profile.clear(); }
 
 const char* token_order_name(TokenOrder order) {
   switch (order) {
@@ -72,7 +72,16 @@ const char* token_order_name(TokenOrder order) {
 }
 
 Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
-  return VOXMAMBA_DISPATCH(Op::Conv3d, x, conv3d, x, weight, bias, params);
+  // Profiled in two classes: dense convs run on tensor cores, depthwise ones on CUDA cores.
+  const bool depthwise = x.rank() == 5 && params.groups == x.dim(4) && weight.rank() == 3 && weight.dim(1) == 1 &&
+                         weight.dim(2) == params.groups;
+  const OpTimer timer(depthwise ? "conv3d_depthwise" : "conv3d_dense", x);
+#ifdef VOXMAMBA_HAVE_CUDA
+  return on_gpu(Op::Conv3d, x) ? cuda::conv3d(x, weight, bias, params) : cpu::conv3d(x, weight, bias, params);
+#else
+  on_gpu(Op::Conv3d, x);
+  return cpu::conv3d(x, weight, bias, params);
+#endif
 }
 Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return VOXMAMBA_DISPATCH(Op::ConvTranspose3d, x, conv_transpose3d_k2s2, x, weight, bias);
@@ -116,5 +125,6 @@ Tensor concat_channels(const Tensor& a, const Tensor& b) {
 }
 Tensor softmax(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Softmax, x, softmax, x); }
 Tensor argmax(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Argmax, x, argmax, x); }
+Tensor cast(const Tensor& x, DType dtype) { return VOXMAMBA_DISPATCH(Op::Cast, x, cast, x, dtype); }
 
 }  // namespace voxmamba::kernels

@@ -3,12 +3,20 @@
 // version in kernels/reference/, implemented for the CPU in kernels/cpu/ (and for CUDA in
 // kernels/cuda/ as that backend grows), and dispatched here by the input's device.
 //
+// Element types: activations are float32, or bfloat16 on the GPU (every kernel computes and
+// accumulates in float32 and rounds once when it stores). The weights of GEMM-shaped ops
+// (dense conv3d, conv_transpose3d_k2s2, linear) have the activations' type; every other
+// parameter (biases, norm affines, depthwise weights, scan parameters) is float32. Outputs
+// have the input's type.
+//
 // Conventions: activations are channels-last (N D H W C; sequences N L E with
 // L = D*H*W in token order t = (d*H + h)*W + w). Weights are in the engine's packed layout,
 // which models/ derives from the PyTorch layout of network.md at load time; each
 // declaration names its layout. An undefined Tensor passed as a bias means "no bias".
 #include <array>
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -41,6 +49,7 @@ enum class Op : int {
   ConcatChannels,
   Softmax,
   Argmax,
+  Cast,
   Count
 };
 
@@ -48,7 +57,7 @@ inline constexpr std::array<const char*, static_cast<int>(Op::Count)> kOpNames =
     "conv3d",    "conv_transpose3d", "deform_dwconv3d", "layer_norm", "instance_norm",
     "gelu",      "silu",             "leaky_relu",      "softplus",   "linear",
     "causal_conv1d", "selective_scan", "reorder_tokens", "restore_tokens", "add",
-    "mul",       "concat_channels",  "softmax",         "argmax"};
+    "mul",       "concat_channels",  "softmax",         "argmax",     "cast"};
 // A new op that misses the name table fails here, not at run time.
 static_assert(kOpNames.size() == static_cast<std::size_t>(Op::Count), "every Op needs a name");
 
@@ -62,7 +71,8 @@ struct OpTime {
   double milliseconds = 0;
   std::int64_t calls = 0;
 };
-std::array<OpTime, static_cast<int>(Op::Count)> op_profile();  // since the last reset
+// By label: the op's name, except conv3d, split into "conv3d_dense" and "conv3d_depthwise".
+std::map<std::string, OpTime> op_profile();  // since the last reset
 void reset_op_profile();
 
 // ---- convolutions -------------------------------------------------------------------
@@ -169,5 +179,8 @@ Tensor mul(const Tensor& a, const Tensor& b);  // same shapes
 Tensor concat_channels(const Tensor& a, const Tensor& b);
 Tensor softmax(const Tensor& x);  // over the last axis
 Tensor argmax(const Tensor& x);   // over the last axis -> int32, first maximum wins
+
+// float32 <-> bfloat16, rounding to nearest even; a tensor already of `dtype` comes back as is.
+Tensor cast(const Tensor& x, DType dtype);
 
 }  // namespace voxmamba::kernels

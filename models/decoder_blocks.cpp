@@ -28,7 +28,7 @@ Tensor ResBlock::forward(const Tensor& x) const {
 }
 
 UpBlock UpBlock::load(const ParameterReader& reader) {
-  return {reader.upload(pack_conv_transpose_weight(reader.get("up/weight"))), ResBlock::load(reader.child("res"))};
+  return {reader.upload_matrix(pack_conv_transpose_weight(reader.get("up/weight"))), ResBlock::load(reader.child("res"))};
 }
 
 Tensor UpBlock::forward(const Tensor& x, const Tensor& skip) const {

@@ -45,7 +45,10 @@ Tensor pack_conv_transpose_weight(const Tensor& weight) {
 
 Conv3dLayer Conv3dLayer::load(const ParameterReader& reader, const kernels::ConvParams& params, bool with_bias) {
   Conv3dLayer layer;
-  layer.weight = reader.upload(pack_conv3d_weight(reader.get("weight")));
+  const Tensor& weight = reader.get("weight");  // [out, in/groups, k, k, k]
+  const bool depthwise = weight.dim(1) == 1 && params.groups == weight.dim(0);
+  const Tensor packed = pack_conv3d_weight(weight);
+  layer.weight = depthwise ? reader.upload(packed) : reader.upload_matrix(packed);
   if (with_bias) layer.bias = reader.tensor("bias");
   layer.params = params;
   return layer;
@@ -53,7 +56,7 @@ Conv3dLayer Conv3dLayer::load(const ParameterReader& reader, const kernels::Conv
 
 LinearLayer LinearLayer::load(const ParameterReader& reader, bool with_bias) {
   LinearLayer layer;
-  layer.weight = reader.upload(pack_linear_weight(reader.get("weight")));
+  layer.weight = reader.upload_matrix(pack_linear_weight(reader.get("weight")));
   if (with_bias) layer.bias = reader.tensor("bias");
   return layer;
 }

@@ -10,24 +10,29 @@
 namespace voxmamba::models {
 
 // A view of a ParameterMap under a name prefix: reader.child("dlka").get("norm/weight"),
-// which also knows the device the network's tensors live on.
+// which also knows the device the network's tensors live on and the element type of its
+// activations (float32, or bfloat16 on the GPU).
 class ParameterReader {
  public:
-  ParameterReader(const ParameterMap& parameters, std::string prefix, Device device)
-      : parameters_(parameters), prefix_(std::move(prefix)), device_(device) {}
-  ParameterReader child(const std::string& name) const { return {parameters_, join(name), device_}; }
+  ParameterReader(const ParameterMap& parameters, std::string prefix, Device device, DType activations = DType::f32)
+      : parameters_(parameters), prefix_(std::move(prefix)), device_(device), activations_(activations) {}
+  ParameterReader child(const std::string& name) const { return {parameters_, join(name), device_, activations_}; }
   // The stored tensor (PyTorch layout, on the CPU).
   const Tensor& get(const std::string& name) const;
   bool has(const std::string& name) const { return parameters_.count(join(name)) != 0; }
   // A packed or stored tensor moved to the network's device.
   Tensor upload(const Tensor& host) const { return device_.is_cpu() ? host : host.to(device_); }
   Tensor tensor(const std::string& name) const { return upload(get(name)); }
+  // The weight of a GEMM-shaped op (dense conv, linear): moved and cast to the activations'
+  // type, as kernels/ops.h requires. Every other parameter stays float32.
+  Tensor upload_matrix(const Tensor& host) const { return kernels::cast(upload(host), activations_); }
 
  private:
   std::string join(const std::string& name) const { return prefix_.empty() ? name : prefix_ + "/" + name; }
   const ParameterMap& parameters_;
   std::string prefix_;
   Device device_;
+  DType activations_;
 };
 
 // Conv3d [out, in/g, k, k, k] -> [k^3, in/g, out].

@@ -10,7 +10,7 @@ LinearLayer linear_rows(const ParameterReader& reader, const Tensor& weight, std
   const std::int64_t in = weight.dim(1);
   Tensor rows = Tensor::empty({count, in});
   std::copy(weight.data<float>() + begin * in, weight.data<float>() + (begin + count) * in, rows.data<float>());
-  return LinearLayer::from_packed(reader.upload(pack_linear_weight(rows)));
+  return LinearLayer::from_packed(reader.upload_matrix(pack_linear_weight(rows)));
 }
 
 }  // namespace

@@ -2,10 +2,17 @@
 
 namespace voxmamba::models {
 
-VoxMambaNet::VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters, Device device)
-    : config_(config), device_(device) {
+VoxMambaNet::VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters, Device device,
+                         DType activations)
+    : config_(config), device_(device), activations_(activations) {
+  if (activations != DType::f32 && activations != DType::bf16) {
+    throw Error(std::string("activations must be float32 or bfloat16, not ") + dtype_name(activations));
+  }
+  if (activations == DType::bf16 && device.is_cpu()) {
+    throw Error("bfloat16 runs on the GPU only; use float32 on the CPU");
+  }
   check_parameters(config, parameters);
-  const ParameterReader root(parameters, "", device);
+  const ParameterReader root(parameters, "", device, activations);
   stem_ = Conv3dLayer::load(root.child("encoder/stem"), {7, 2, 3, 1, 1}, true);
   for (int i = 0; i < kStages; ++i) {
     const ParameterReader r = root.child("encoder/stages/" + std::to_string(i));
@@ -59,7 +66,8 @@ Tensor VoxMambaNet::forward(const Tensor& input) const {
   }
   // Encoder: feat_i go to the decoder; x itself continues into the next stage.
   std::vector<Tensor> features;
-  Tensor x = stem_.forward(input);
+  const Tensor image = kernels::cast(input, activations_);
+  Tensor x = stem_.forward(image);
   for (const EncoderStage& stage : stages_) {
     if (stage.has_down) x = stage.down_conv.forward(stage.down_norm.instance_norm(x));
     for (const EncoderStage::BlockPair& pair : stage.blocks) {
@@ -70,7 +78,7 @@ Tensor VoxMambaNet::forward(const Tensor& input) const {
   }
   x = Tensor();
   // Decoder.
-  const Tensor enc0 = encoders_[0].forward(input);
+  const Tensor enc0 = encoders_[0].forward(image);
   const Tensor enc1 = encoders_[1].forward(features[0]);
   const Tensor enc2 = encoders_[2].forward(features[1]);
   const Tensor enc3 = encoders_[3].forward(features[2]);
@@ -80,7 +88,7 @@ Tensor VoxMambaNet::forward(const Tensor& input) const {
   y = ups_[1].forward(y, enc2);
   y = ups_[2].forward(y, enc1);
   y = ups_[3].forward(y, enc0);
-  return head_out_.forward(head_res_.forward(y));
+  return kernels::cast(head_out_.forward(head_res_.forward(y)), DType::f32);
 }
 
 }  // namespace voxmamba::models

@@ -26,14 +26,17 @@ class VoxMambaNet {
  public:
   // Checks `parameters` against the config (missing, extra, mis-shaped tensors are errors
   // naming the tensor), packs them and moves them to `device`; the map may be dropped
-  // afterwards.
-  VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters, Device device = Device::cpu());
+  // afterwards. `activations` is float32, or bfloat16 on a GPU (fp32 accumulation; the
+  // weights of dense convs and linear maps are stored in bfloat16 too).
+  VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters, Device device = Device::cpu(),
+              DType activations = DType::f32);
 
   const NetworkConfig& config() const { return config_; }
   Device device() const { return device_; }
+  DType activations() const { return activations_; }
 
-  // x [N, D, H, W, in_channels] float32 on the network's device, D, H, W multiples of 16
-  // -> logits [N, D, H, W, classes] on that device.
+  // x [N, D, H, W, in_channels] float32 (or of the activations' type) on the network's
+  // device, D, H, W multiples of 16 -> float32 logits [N, D, H, W, classes] on that device.
   Tensor forward(const Tensor& x) const;
   // Throws Error describing why `shape` is not a valid input (rank, channels, multiples of 16).
   void check_input_shape(const Shape& shape) const;
@@ -41,6 +44,7 @@ class VoxMambaNet {
  private:
   NetworkConfig config_;
   Device device_;
+  DType activations_;
   Conv3dLayer stem_;
   std::vector<EncoderStage> stages_;
   std::vector<ResBlock> encoders_;  // enc0..enc3, bott

@@ -14,12 +14,13 @@ ForwardResult run_forward(const ForwardRequest& request) {
   }
   require_writable_folder(request.output);
   const Device device = choose_device(request.device);
+  const DType precision = choose_precision(request.precision, device);
   // The input first: it is small and cheap to check, the model may be hundreds of MB.
   const Tensor input = io::read_npy(request.input);
   if (input.dtype() != DType::f32) {
     throw Error(request.input, std::string("input must be float32, got ") + dtype_name(input.dtype()));
   }
-  const auto model = load_model_file(request.weights, device);
+  const auto model = load_model_file(request.weights, device, precision);
   try {
     model->check_input_shape(input.shape());
   } catch (const Error& error) {
@@ -29,6 +30,7 @@ ForwardResult run_forward(const ForwardRequest& request) {
   const Tensor logits = model->forward(input.to(device)).to(Device::cpu());
   ForwardResult result;
   result.device = device;
+  result.precision = precision;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.output_shape = shape_string(logits.shape());
   io::write_npy(request.output, logits);

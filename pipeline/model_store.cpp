@@ -86,16 +86,27 @@ ModelDescription describe_model_file(const std::string& path) {
   });
 }
 
-LoadedModel load_model(const std::string& path, Device device) {
+LoadedModel load_model(const std::string& path, Device device, DType activations) {
   const io::TensorFile file = io::read_tensor_file(path);
   return with_file(path, [&] {
     const models::NetworkConfig config = models::network_config_from_json(file.config_json);
-    return LoadedModel{std::make_unique<models::VoxMambaNet>(config, file.tensors, device), file.config_json};
+    return LoadedModel{std::make_unique<models::VoxMambaNet>(config, file.tensors, device, activations),
+                       file.config_json};
   });
 }
 
-std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device) {
-  return load_model(path, device).net;
+std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device, DType activations) {
+  return load_model(path, device, activations).net;
+}
+
+DType choose_precision(const std::string& text, Device device) {
+  if (text == "auto") return device.is_cpu() ? DType::f32 : DType::bf16;
+  if (text == "fp32") return DType::f32;
+  if (text == "bf16") {
+    if (device.is_cpu()) throw Error("--precision bf16 needs a GPU; the CPU computes in fp32");
+    return DType::bf16;
+  }
+  throw Error("unknown precision '" + text + "' (expected auto, fp32 or bf16)");
 }
 
 Device choose_device(const std::string& text) {

@@ -39,9 +39,15 @@ struct LoadedModel {
   std::unique_ptr<models::VoxMambaNet> net;
   std::string config_json;  // the whole `config` attribute, pipeline fields included
 };
-// One read of the file: the network, ready on `device`, and its config.
-LoadedModel load_model(const std::string& path, Device device = Device::cpu());
-std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device = Device::cpu());
+// One read of the file: the network, ready on `device` with `activations` (float32, or
+// bfloat16 on a GPU), and its config.
+LoadedModel load_model(const std::string& path, Device device = Device::cpu(), DType activations = DType::f32);
+std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device = Device::cpu(),
+                                                     DType activations = DType::f32);
+
+// The activations' type for --precision: "auto" (bfloat16 on a GPU, float32 on the CPU),
+// "fp32", or "bf16" (an error on the CPU, which computes in float32 only).
+DType choose_precision(const std::string& text, Device device);
 
 // "auto" (the first GPU when one is usable, else the CPU), "cpu", "cuda" or "cuda:N"; a GPU
 // is initialised here, and asking for one that is not there is an error, never a fallback.

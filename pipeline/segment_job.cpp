@@ -194,7 +194,7 @@ SegmentSummary run_segment(const SegmentRequest& request, const ProgressCallback
   }
   if (!request.stats.empty()) require_writable_folder(request.stats);
   const Device device = choose_device(request.device);
-  const LoadedModel model = load_model(request.model, device);
+  const LoadedModel model = load_model(request.model, device, choose_precision(request.precision, device));
   const InferenceSettings settings = [&] {
     try {
       return inference_settings_from_json(model.config_json);

@@ -13,6 +13,7 @@ namespace voxmamba::pipeline {
 struct SegmentRequest {
   std::string input, output, model;
   std::string device = "auto";
+  std::string precision = "auto";  // see choose_precision
   std::string series;        // DICOM series UID; empty: the folder must hold one series
   std::string stats;         // JSON file for per-label voxel counts and volumes, or empty
   double overlap = 0.5;

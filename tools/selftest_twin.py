@@ -142,6 +142,75 @@ def test_scan_direct():
           f"rel err fp32 {e32:.2e}, fp64 {e64:.2e}; E-chunked vs whole {ec:.1e}; autograd path {eg:.1e}")
 
 
+def test_fair_scan():
+    """tools/fair_scan.py (the fair baseline's scans) against the float64 sequential reference: every
+    formulation, in place and functional, L not a multiple of the chunk, E-chunking, strong decay."""
+    import fair_scan
+    g = torch.Generator().manual_seed(11)
+    errs = {}
+    saved = fair_scan.FUNCTIONAL
+    try:
+        # (N, L, E, S, chunk, delta scale): L = 1, odd, prime, not a multiple of the chunk, several levels
+        for N, L, E, S, T, ds in ((2, 37, 5, 4, 8, 1.0), (1, 1, 3, 2, 4, 1.0), (1, 300, 6, 16, 64, 1.0),
+                                  (1, 1000, 3, 16, 16, 3.0), (2, 129, 4, 16, 128, 0.1)):
+            u = torch.randn(N, L, E, generator=g)
+            delta = F.softplus(torch.randn(N, L, E, generator=g) * 2.0) * ds
+            A = -torch.arange(1, S + 1, dtype=torch.float32).repeat(E, 1) * torch.exp(torch.randn(E, S, generator=g) * 0.2)
+            B = torch.randn(N, L, S, generator=g)
+            C = torch.randn(N, L, S, generator=g)
+            D = torch.randn(E, generator=g)
+            ref = twin.selective_scan_reference(u, delta, A, B, C, D, dtype=torch.float64)
+            scale = float(ref.abs().max())
+            for impl in fair_scan.IMPLS:
+                for functional in (False, True):
+                    fair_scan.FUNCTIONAL = functional
+                    with torch.no_grad():
+                        y = fair_scan.selective_scan(u, delta, A, B, C, D, impl=impl, chunk=T,
+                                                     max_elements=N * L * S * 2)   # E chunks of 2
+                    key = f"{impl}{'-functional' if functional else ''}"
+                    errs[key] = max(errs.get(key, 0.0), float((y.double() - ref.double()).abs().max()) / scale)
+            fair_scan.FUNCTIONAL = "auto"
+            ug = u.clone().requires_grad_(True)                 # autograd: the functional recursion
+            y = fair_scan.selective_scan(ug, delta, A, B, C, D)
+            y.sum().backward()
+            errs["autograd"] = max(errs.get("autograd", 0.0), float((y.detach().double() - ref).abs().max()) / scale)
+            if ug.grad is None or not bool(torch.isfinite(ug.grad).all()):
+                errs["autograd"] = float("inf")
+    finally:
+        fair_scan.FUNCTIONAL = saved
+    check("fair scans (oddeven, chunked, doubling; in place, functional) == float64 sequential reference",
+          all(e < 1e-5 for e in errs.values()), ", ".join(f"{k} {e:.1e}" for k, e in errs.items()))
+
+
+def test_forward_fair_scan_and_layout():
+    """The whole twin (small, 32^3, perturbed offsets) with the fair scans and with channels_last_3d
+    matches the default twin (doubling scan, NCDHW)."""
+    torch.manual_seed(12)
+    model = twin.VoxMambaNet(twin.config_preset("small", 3)).eval()
+    _perturb(model)
+    x = torch.randn(1, 32, 32, 32, 1, generator=torch.Generator().manual_seed(13))
+    saved = (twin.SCAN_IMPL, twin.SCAN_CHUNK)
+    errs = {}
+    try:
+        with torch.no_grad():
+            y0 = model(x)
+            scale = float(y0.abs().max())
+            for impl, chunk in (("oddeven", 64), ("chunked", 100)):      # 100: L = 4096 is no multiple
+                twin.SCAN_IMPL, twin.SCAN_CHUNK = impl, chunk
+                errs[f"{impl}"] = float((model(x) - y0).abs().max()) / scale
+            twin.SCAN_IMPL = "doubling"
+            twin.set_channels_last_3d(model, True)
+            y1 = model(x)
+            errs["channels_last_3d"] = float((y1 - y0).abs().max()) / scale
+            twin.set_channels_last_3d(model, False)
+            errs["back to ncdhw"] = float((model(x) - y0).abs().max()) / scale
+    finally:
+        twin.SCAN_IMPL, twin.SCAN_CHUNK = saved
+        twin.set_channels_last_3d(model, False)
+    check("forward small 32^3: fair scans and channels_last_3d == default twin", all(e < 1e-5 for e in errs.values()),
+          ", ".join(f"{k} {e:.1e}" for k, e in errs.items()))
+
+
 @torch.no_grad()
 def _mamba_block_reference(m, x):
     """MambaToM from network.md with explicit index permutations, an explicit causal conv loop and the
@@ -349,8 +418,9 @@ def test_forward_small():
 def main():
     t0 = time.time()
     print(f"torch {torch.__version__}, numpy {np.__version__}, threads {torch.get_num_threads()}")
-    for test in (test_parameter_counts, test_scan_direct, test_scan_block, test_deform_zero_offsets,
-                 test_deform_integer_shift, test_deform_fractional, test_forward_small, test_hdf5_round_trip):
+    for test in (test_parameter_counts, test_scan_direct, test_fair_scan, test_scan_block, test_deform_zero_offsets,
+                 test_deform_integer_shift, test_deform_fractional, test_forward_small,
+                 test_forward_fair_scan_and_layout, test_hdf5_round_trip):
         try:
             test()
         except Exception as e:  # a crash is a failure of that test

@@ -42,9 +42,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+try:                                   # tools/fair_scan.py, the fast scans of the fair baseline
+    import fair_scan as _fair_scan
+except ImportError:                    # imported from elsewhere without tools/ on sys.path
+    import os as _os
+    import sys as _sys
+    _sys.path.append(_os.path.dirname(_os.path.abspath(__file__)))
+    import fair_scan as _fair_scan
+
 __all__ = [
     "config_preset", "build_model", "VoxMambaNet", "load_hdf5", "save_hdf5", "count_parameters",
     "selective_scan", "selective_scan_reference", "deform_dwconv3d", "parameter_shapes",
+    "scan_dispatch", "set_channels_last_3d", "SCAN_IMPLS",
 ]
 
 # Upper bound on the number of elements of the sampled tensor [N, C, taps, D*H*W] one grid_sample call
@@ -55,6 +64,13 @@ DEFORM_MAX_ELEMENTS = (1 << 31) - 1
 SCAN_MAX_ELEMENTS = 1 << 28
 # Compute dtype of the selective scan. float32 by default; set to torch.float64 for a CPU reference.
 SCAN_DTYPE = torch.float32
+# Scan used by the Mamba blocks: "doubling" (this file's selective_scan, the accuracy oracle, default)
+# or one of tools/fair_scan.py's fast formulations, "oddeven" (work-efficient log-depth) or "chunked"
+# (doubling inside chunks of SCAN_CHUNK tokens, then chunk carries). tools/bench_twin.py sets it for
+# the fair speed baseline; the parity checks keep the default.
+SCAN_IMPL = "doubling"
+SCAN_IMPLS = ("doubling", "oddeven", "chunked")
+SCAN_CHUNK = 64
 
 NETWORK_KEYS = ("in_channels", "num_classes", "dims", "depths", "hidden", "d_state", "d_conv",
                 "expand", "deformable")
@@ -297,6 +313,16 @@ def selective_scan(u, delta, A, B, C, D, dtype=None, max_elements=None):
     return y.to(out_dtype)
 
 
+def scan_dispatch(u, delta, A, B, C, D):
+    """The selective scan chosen by SCAN_IMPL (same contract as selective_scan)."""
+    if SCAN_IMPL == "doubling":
+        return selective_scan(u, delta, A, B, C, D)
+    if SCAN_IMPL not in SCAN_IMPLS:
+        raise ValueError(f"SCAN_IMPL {SCAN_IMPL!r} is not one of {', '.join(SCAN_IMPLS)}")
+    return _fair_scan.selective_scan(u, delta, A, B, C, D, impl=SCAN_IMPL, chunk=SCAN_CHUNK, dtype=SCAN_DTYPE,
+                                     max_elements=SCAN_MAX_ELEMENTS)
+
+
 def selective_scan_reference(u, delta, A, B, C, D, dtype=torch.float64):
     """Naive sequential scan (a Python loop over tokens); for the self-test only."""
     out_dtype = u.dtype
@@ -366,7 +392,7 @@ class MambaScan(nn.Module):
         dt_in, Bm, Cm = torch.split(dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt_in))
         A = -torch.exp(self.A_log.float())
-        return selective_scan(x, delta, A, Bm, Cm, self.D)
+        return scan_dispatch(x, delta, A, Bm, Cm, self.D)
 
 
 class MambaToM(nn.Module):
@@ -557,6 +583,11 @@ class Decoder(nn.Module):
 
 
 class VoxMambaNet(nn.Module):
+    # Internal layout of the NCDHW activations: False = contiguous NCDHW (default), True =
+    # torch.channels_last_3d (NDHWC in memory; cuDNN for the depthwise convs). Set it with
+    # set_channels_last_3d(model, True), which also converts the 5-D weights.
+    channels_last_3d = False
+
     def __init__(self, config):
         super().__init__()
         self.cfg = _network_config(config)
@@ -569,7 +600,10 @@ class VoxMambaNet(nn.Module):
             raise ValueError(f"expected input N,D,H,W,{self.cfg['in_channels']}, got {tuple(x.shape)}")
         if any(s % 16 for s in x.shape[1:4]):
             raise ValueError(f"spatial sizes must be multiples of 16, got {tuple(x.shape[1:4])}")
-        inp = x.permute(0, 4, 1, 2, 3).contiguous()
+        if self.channels_last_3d:
+            inp = x.permute(0, 4, 1, 2, 3).contiguous(memory_format=torch.channels_last_3d)
+        else:
+            inp = x.permute(0, 4, 1, 2, 3).contiguous()
         feats = self.encoder(inp)
         logits = self.decoder(inp, feats)
         return logits.permute(0, 2, 3, 4, 1)
@@ -582,6 +616,14 @@ def build_model(config, seed=None):
     if seed is not None:
         torch.manual_seed(seed)
     return VoxMambaNet(config)
+
+
+def set_channels_last_3d(model, on=True):
+    """Switch a VoxMambaNet between NCDHW (on=False, default) and channels_last_3d internal layout:
+    converts its 5-D parameters and makes forward convert the input accordingly. Returns model."""
+    model.to(memory_format=torch.channels_last_3d if on else torch.contiguous_format)
+    model.channels_last_3d = bool(on)
+    return model
 
 
 def hdf5_name(param_name):

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/bfloat16.h"
 #include "core/thread_pool.h"
 #include "kernels/activation_math.h"
 #include "kernels/cpu/cpu_ops.h"
@@ -207,6 +208,29 @@ Tensor argmax(const Tensor& x) {
       yd[r] = static_cast<std::int32_t>(std::max_element(row, row + C) - row);
     }
   });
+  return y;
+}
+
+// The CPU computes in float32 only; bfloat16 tensors exist here to be filled, uploaded or read.
+Tensor cast(const Tensor& x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  Tensor y = Tensor::empty(x.shape(), dtype);
+  if (x.dtype() == DType::f32 && dtype == DType::bf16) {
+    const float* in = x.data<float>();
+    BFloat16* out = y.data<BFloat16>();
+    parallel_for(x.numel(), kElementGrain, [&](std::int64_t i0, std::int64_t i1) {
+      for (std::int64_t i = i0; i < i1; ++i) out[i] = to_bfloat16(in[i]);
+    });
+  } else if (x.dtype() == DType::bf16 && dtype == DType::f32) {
+    const BFloat16* in = x.data<BFloat16>();
+    float* out = y.data<float>();
+    parallel_for(x.numel(), kElementGrain, [&](std::int64_t i0, std::int64_t i1) {
+      for (std::int64_t i = i0; i < i1; ++i) out[i] = to_float(in[i]);
+    });
+  } else {
+    throw Error(std::string("cast: float32 and bfloat16 only, not ") + dtype_name(x.dtype()) + " to " +
+                dtype_name(dtype));
+  }
   return y;
 }
 

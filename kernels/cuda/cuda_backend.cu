@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
@@ -25,6 +26,21 @@ void require_cuda_f32(const Tensor& x, const char* op, const char* what) {
   if (!x.defined()) return;
   if (x.dtype() != DType::f32) throw Error(std::string(op) + ": " + what + " must be float32");
   if (x.device().type != DeviceType::CUDA) throw Error(std::string(op) + ": " + what + " must be on the GPU");
+}
+
+void require_cuda_float(const Tensor& x, const char* op, const char* what) {
+  if (!x.defined()) return;
+  if (x.dtype() != DType::f32 && x.dtype() != DType::bf16) {
+    throw Error(std::string(op) + ": " + what + " must be float32 or bfloat16, not " + dtype_name(x.dtype()));
+  }
+  if (x.device().type != DeviceType::CUDA) throw Error(std::string(op) + ": " + what + " must be on the GPU");
+}
+
+void require_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* what) {
+  if (b.defined() && a.dtype() != b.dtype()) {
+    throw Error(std::string(op) + ": " + what + " is " + dtype_name(b.dtype()) + " but the input is " +
+                dtype_name(a.dtype()));
+  }
 }
 
 namespace {
@@ -96,6 +112,10 @@ class CachingCudaAllocator final : public DeviceAllocator {
   }
 
  public:
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    peak_bytes_ = bytes_in_use_;
+  }
   std::size_t peak_bytes() {
     std::lock_guard<std::mutex> lock(mutex_);
     return peak_bytes_;
@@ -136,6 +156,27 @@ cuda::CachingCudaAllocator& allocator() {
 }  // namespace
 
 std::size_t cuda_peak_memory_bytes() { return allocator().peak_bytes(); }
+void reset_cuda_peak_memory() { allocator().reset_peak(); }
+
+double elapsed_ms(const Device& device, const std::function<void()>& work) {
+  if (device.is_cpu()) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
+  cudaEvent_t start = nullptr, stop = nullptr;
+  cuda::check_cuda(cudaEventCreate(&start), "create an event");
+  cuda::check_cuda(cudaEventCreate(&stop), "create an event");
+  cuda::check_cuda(cudaEventRecord(start), "record an event");
+  work();
+  cuda::check_cuda(cudaEventRecord(stop), "record an event");
+  cuda::check_cuda(cudaEventSynchronize(stop), "wait for an event");
+  float ms = 0;
+  cuda::check_cuda(cudaEventElapsedTime(&ms, start, stop), "time events");
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms;
+}
 
 void initialize_cuda() {
   static std::once_flag once;

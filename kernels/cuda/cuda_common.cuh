@@ -1,6 +1,10 @@
 #pragma once
-// Shared by the CUDA kernels: error checks that throw voxmamba::Error, launch geometry, and
-// argument checks that the tensors live on the GPU in float32.
+// Shared by the CUDA kernels: error checks that throw voxmamba::Error, launch geometry,
+// argument checks, and the two activation types. Activations (and the weights of GEMM-shaped
+// ops) are float32 or bfloat16; kernels read them into float, compute and accumulate in
+// float, and round once when they store. Biases, norm affines, depthwise weights and scan
+// parameters stay float32 (ops.h).
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -10,12 +14,18 @@
 
 namespace voxmamba::kernels::cuda {
 
+using bf16 = __nv_bfloat16;
+
 void check_cuda(cudaError_t status, const char* what);
 // After a launch: reports a bad configuration at once (execution errors surface at the
 // next synchronising call).
 inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
 
+// On the GPU and float32 (parameters), or on the GPU and float32 or bfloat16 (activations).
 void require_cuda_f32(const Tensor& x, const char* op, const char* what);
+void require_cuda_float(const Tensor& x, const char* op, const char* what);
+// `b` (if defined) has `a`'s element type: GEMM weights follow the activations.
+void require_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* what);
 
 constexpr int kThreads = 256;
 inline unsigned int blocks_for(std::int64_t work, int threads = kThreads) {
@@ -25,10 +35,37 @@ inline unsigned int blocks_for(std::int64_t work, int threads = kThreads) {
 
 inline const float* ptr(const Tensor& t) { return t.defined() ? static_cast<const float*>(t.raw_data()) : nullptr; }
 inline float* mutable_ptr(Tensor& t) { return static_cast<float*>(t.raw_data()); }
+template <typename T> const T* ptr_as(const Tensor& t) {
+  return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
+}
+template <typename T> T* mutable_ptr_as(Tensor& t) { return static_cast<T*>(t.raw_data()); }
 
-// A tensor on the same GPU as `like`.
-inline Tensor empty_like_device(const Shape& shape, const Tensor& like, DType dtype = DType::f32) {
+// A tensor on the same GPU as `like`, by default of its element type.
+inline Tensor empty_like_device(const Shape& shape, const Tensor& like) {
+  return Tensor::empty(shape, like.dtype(), like.device());
+}
+inline Tensor empty_like_device(const Shape& shape, const Tensor& like, DType dtype) {
   return Tensor::empty(shape, dtype, like.device());
 }
+
+// Calls f(float{}) or f(bf16{}) for an activation type, so one templated kernel serves both.
+template <typename F> void with_float_type(DType type, const char* op, F&& f) {
+  if (type == DType::f32) {
+    f(float{});
+  } else if (type == DType::bf16) {
+    f(bf16{});
+  } else {
+    throw Error(std::string(op) + ": activations must be float32 or bfloat16");
+  }
+}
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+template <typename T> __device__ __forceinline__ T from_f32(float v);
+template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
+template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) { return __float2bfloat16_rn(v); }
+
+// cudaDataType of an activation type, for cuBLAS and cuDNN descriptors.
+inline cudaDataType_t cuda_data_type(DType type) { return type == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F; }
 
 }  // namespace voxmamba::kernels::cuda

@@ -1,4 +1,5 @@
-// Elementwise ops, channel concatenation and per-row softmax/argmax on the GPU.
+// Elementwise ops, dtype casts, channel concatenation and per-row softmax/argmax on the GPU,
+// each templated on the activation type (float or bfloat16) and computing in float.
 #include <cmath>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -10,73 +11,91 @@ namespace {
 
 enum class Unary { Gelu, Silu, LeakyRelu, Softplus };
 
-template <Unary kind>
-__global__ void unary_kernel(const float* x, float* y, std::int64_t n, float slope) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const float v = x[i];
-    if constexpr (kind == Unary::Gelu) y[i] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    if constexpr (kind == Unary::Silu) y[i] = v / (1.0f + expf(-v));
-    if constexpr (kind == Unary::LeakyRelu) y[i] = v >= 0.0f ? v : v * slope;
-    if constexpr (kind == Unary::Softplus) y[i] = v > 20.0f ? v : log1pf(expf(v));  // PyTorch's threshold
+#define VOXMAMBA_GRID_STRIDE(i, n)                                                             \
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < (n); \
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+
+template <Unary kind, typename T>
+__global__ void unary_kernel(const T* x, T* y, std::int64_t n, float slope) {
+  VOXMAMBA_GRID_STRIDE(i, n) {
+    const float v = to_f32(x[i]);
+    float r = v;
+    if constexpr (kind == Unary::Gelu) r = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    if constexpr (kind == Unary::Silu) r = v / (1.0f + expf(-v));
+    if constexpr (kind == Unary::LeakyRelu) r = v >= 0.0f ? v : v * slope;
+    if constexpr (kind == Unary::Softplus) r = v > 20.0f ? v : log1pf(expf(v));  // PyTorch's threshold
+    y[i] = from_f32<T>(r);
   }
 }
 
 template <Unary kind> Tensor unary(const Tensor& x, const char* op, float slope = 0.0f) {
-  require_cuda_f32(x, op, "input");
+  require_cuda_float(x, op, "input");
   Tensor y = empty_like_device(x.shape(), x);
-  unary_kernel<kind><<<blocks_for(x.numel()), kThreads>>>(ptr(x), mutable_ptr(y), x.numel(), slope);
+  with_float_type(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    unary_kernel<kind, T><<<blocks_for(x.numel()), kThreads>>>(ptr_as<T>(x), mutable_ptr_as<T>(y), x.numel(), slope);
+  });
   check_launch(op);
   return y;
 }
 
-template <bool kMultiply>
-__global__ void binary_kernel(const float* a, const float* b, float* y, std::int64_t n) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    y[i] = kMultiply ? a[i] * b[i] : a[i] + b[i];
+template <bool kMultiply, typename T>
+__global__ void binary_kernel(const T* a, const T* b, T* y, std::int64_t n) {
+  VOXMAMBA_GRID_STRIDE(i, n) {
+    const float u = to_f32(a[i]), v = to_f32(b[i]);
+    y[i] = from_f32<T>(kMultiply ? u * v : u + v);
   }
 }
 
 template <bool kMultiply> Tensor binary(const Tensor& a, const Tensor& b, const char* op) {
   check_same_shape(a, b, op);
-  require_cuda_f32(a, op, "a");
-  require_cuda_f32(b, op, "b");
+  require_cuda_float(a, op, "a");
+  require_cuda_float(b, op, "b");
+  require_same_dtype(a, b, op, "b");
   Tensor y = empty_like_device(a.shape(), a);
-  binary_kernel<kMultiply><<<blocks_for(a.numel()), kThreads>>>(ptr(a), ptr(b), mutable_ptr(y), a.numel());
+  with_float_type(a.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    binary_kernel<kMultiply, T>
+        <<<blocks_for(a.numel()), kThreads>>>(ptr_as<T>(a), ptr_as<T>(b), mutable_ptr_as<T>(y), a.numel());
+  });
   check_launch(op);
   return y;
 }
 
-__global__ void concat_kernel(const float* a, const float* b, float* y, std::int64_t rows, std::int64_t ca,
-                              std::int64_t cb) {
+template <typename From, typename To> __global__ void cast_kernel(const From* x, To* y, std::int64_t n) {
+  VOXMAMBA_GRID_STRIDE(i, n) { y[i] = from_f32<To>(to_f32(x[i])); }
+}
+
+template <typename T>
+__global__ void concat_kernel(const T* a, const T* b, T* y, std::int64_t rows, std::int64_t ca, std::int64_t cb) {
   const std::int64_t c = ca + cb, n = rows * c;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  VOXMAMBA_GRID_STRIDE(i, n) {
     const std::int64_t row = i / c, channel = i % c;
     y[i] = channel < ca ? a[row * ca + channel] : b[row * cb + channel - ca];
   }
 }
 
-__global__ void softmax_kernel(const float* x, float* y, std::int64_t rows, std::int64_t c) {
+template <typename T> __global__ void softmax_kernel(const T* x, T* y, std::int64_t rows, std::int64_t c) {
   const std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (row >= rows) return;
-  const float* in = x + row * c;
-  float* out = y + row * c;
-  float peak = in[0];
-  for (std::int64_t k = 1; k < c; ++k) peak = fmaxf(peak, in[k]);
+  const T* in = x + row * c;
+  T* out = y + row * c;
+  float peak = to_f32(in[0]);
+  for (std::int64_t k = 1; k < c; ++k) peak = fmaxf(peak, to_f32(in[k]));
   float total = 0.0f;
-  for (std::int64_t k = 0; k < c; ++k) total += (out[k] = expf(in[k] - peak));
-  for (std::int64_t k = 0; k < c; ++k) out[k] /= total;
+  for (std::int64_t k = 0; k < c; ++k) total += expf(to_f32(in[k]) - peak);
+  for (std::int64_t k = 0; k < c; ++k) out[k] = from_f32<T>(expf(to_f32(in[k]) - peak) / total);
 }
 
-__global__ void argmax_kernel(const float* x, std::int32_t* y, std::int64_t rows, std::int64_t c) {
+template <typename T> __global__ void argmax_kernel(const T* x, std::int32_t* y, std::int64_t rows, std::int64_t c) {
   const std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (row >= rows) return;
-  const float* in = x + row * c;
+  const T* in = x + row * c;
   std::int64_t best = 0;
+  float best_value = to_f32(in[0]);
   for (std::int64_t k = 1; k < c; ++k) {
-    if (in[k] > in[best]) best = k;  // first maximum wins, as on the CPU
+    const float value = to_f32(in[k]);
+    if (value > best_value) best = k, best_value = value;  // first maximum wins, as on the CPU
   }
   y[row] = static_cast<std::int32_t>(best);
 }
@@ -92,37 +111,65 @@ Tensor softplus(const Tensor& x) { return unary<Unary::Softplus>(x, "softplus");
 Tensor add(const Tensor& a, const Tensor& b) { return binary<false>(a, b, "add"); }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary<true>(a, b, "mul"); }
 
+Tensor cast(const Tensor& x, DType dtype) {
+  require_cuda_float(x, "cast", "input");
+  if (dtype != DType::f32 && dtype != DType::bf16) {
+    throw Error(std::string("cast: float32 and bfloat16 only, not ") + dtype_name(dtype));
+  }
+  if (x.dtype() == dtype) return x;
+  Tensor y = empty_like_device(x.shape(), x, dtype);
+  with_float_type(x.dtype(), "cast", [&](auto from_tag) {
+    using From = decltype(from_tag);
+    with_float_type(dtype, "cast", [&](auto to_tag) {
+      using To = decltype(to_tag);
+      cast_kernel<From, To><<<blocks_for(x.numel()), kThreads>>>(ptr_as<From>(x), mutable_ptr_as<To>(y), x.numel());
+    });
+  });
+  check_launch("cast");
+  return y;
+}
+
 Tensor concat_channels(const Tensor& a, const Tensor& b) {
   if (a.rank() != b.rank() || rows_of(a) != rows_of(b)) {
     throw Error("concat_channels: shapes " + shape_string(a.shape()) + " and " + shape_string(b.shape()) +
                 " differ outside the last axis");
   }
-  require_cuda_f32(a, "concat_channels", "a");
-  require_cuda_f32(b, "concat_channels", "b");
+  require_cuda_float(a, "concat_channels", "a");
+  require_cuda_float(b, "concat_channels", "b");
+  require_same_dtype(a, b, "concat_channels", "b");
   Shape shape = a.shape();
   shape.back() = a.dim(-1) + b.dim(-1);
   Tensor y = empty_like_device(shape, a);
-  concat_kernel<<<blocks_for(y.numel()), kThreads>>>(ptr(a), ptr(b), mutable_ptr(y), rows_of(a), a.dim(-1),
-                                                      b.dim(-1));
+  with_float_type(a.dtype(), "concat_channels", [&](auto tag) {
+    using T = decltype(tag);
+    concat_kernel<T><<<blocks_for(y.numel()), kThreads>>>(ptr_as<T>(a), ptr_as<T>(b), mutable_ptr_as<T>(y), rows_of(a),
+                                                          a.dim(-1), b.dim(-1));
+  });
   check_launch("concat_channels");
   return y;
 }
 
 Tensor softmax(const Tensor& x) {
-  require_cuda_f32(x, "softmax", "input");
+  require_cuda_float(x, "softmax", "input");
   Tensor y = empty_like_device(x.shape(), x);
-  softmax_kernel<<<blocks_for(rows_of(x)), kThreads>>>(ptr(x), mutable_ptr(y), rows_of(x), x.dim(-1));
+  with_float_type(x.dtype(), "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    softmax_kernel<T><<<blocks_for(rows_of(x)), kThreads>>>(ptr_as<T>(x), mutable_ptr_as<T>(y), rows_of(x), x.dim(-1));
+  });
   check_launch("softmax");
   return y;
 }
 
 Tensor argmax(const Tensor& x) {
-  require_cuda_f32(x, "argmax", "input");
+  require_cuda_float(x, "argmax", "input");
   Shape shape = x.shape();
   shape.pop_back();
   Tensor y = empty_like_device(shape, x, DType::i32);
-  argmax_kernel<<<blocks_for(rows_of(x)), kThreads>>>(ptr(x), static_cast<std::int32_t*>(y.raw_data()),
-                                                      rows_of(x), x.dim(-1));
+  with_float_type(x.dtype(), "argmax", [&](auto tag) {
+    using T = decltype(tag);
+    argmax_kernel<T><<<blocks_for(rows_of(x)), kThreads>>>(ptr_as<T>(x), static_cast<std::int32_t*>(y.raw_data()),
+                                                           rows_of(x), x.dim(-1));
+  });
   check_launch("argmax");
   return y;
 }

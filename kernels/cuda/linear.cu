@@ -1,5 +1,6 @@
-// Linear maps (and so pointwise convs) on cuBLAS, fp32 without TF32 so that results match
-// the CPU reference to fp32 rounding.
+// Linear maps (and so pointwise convs) on cuBLAS: float32 in pedantic fp32 (no TF32) so that
+// results match the CPU reference to fp32 rounding; bfloat16 on tensor cores with fp32
+// accumulation.
 #include <cublas_v2.h>
 
 #include <mutex>
@@ -17,40 +18,52 @@ cublasHandle_t handle() {
   static std::once_flag once;
   std::call_once(once, [] {
     if (cublasCreate(&instance) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: cannot create a handle");
-    cublasSetMathMode(instance, CUBLAS_PEDANTIC_MATH);  // no TF32: fp32 means fp32 here
   });
   return instance;
 }
 
-__global__ void broadcast_rows_kernel(const float* bias, float* y, std::int64_t rows, std::int64_t c) {
+template <typename T>
+__global__ void broadcast_rows_kernel(const float* bias, T* y, std::int64_t rows, std::int64_t c) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < rows * c;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    y[i] = bias[i % c];
+    y[i] = from_f32<T>(bias[i % c]);
   }
 }
 
 }  // namespace
 
-void gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
+void gemm(DType type, const void* A, const void* B, void* C, std::int64_t M, std::int64_t N, std::int64_t K,
           std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
   if (M == 0 || N == 0) return;
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  const cudaDataType_t data = cuda_data_type(type);
+  const cublasComputeType_t compute = type == DType::f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
   const cublasStatus_t status =
-      cublasSgemm(handle(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
-                  &alpha, B, static_cast<int>(ldb), A, static_cast<int>(lda), &beta, C, static_cast<int>(ldc));
-  if (status != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: sgemm failed (status " + std::to_string(status) + ")");
+      cublasGemmEx(handle(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
+                   &alpha, B, data, static_cast<int>(ldb), A, data, static_cast<int>(lda), &beta, C, data,
+                   static_cast<int>(ldc), compute, CUBLAS_GEMM_DEFAULT);
+  if (status != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: GEMM failed (status " + std::to_string(status) + ")");
+}
+
+void fill_rows_with_bias(DType type, const float* bias, void* y, std::int64_t rows, std::int64_t c) {
+  with_float_type(type, "bias", [&](auto tag) {
+    using T = decltype(tag);
+    broadcast_rows_kernel<T><<<blocks_for(rows * c), kThreads>>>(bias, static_cast<T*>(y), rows, c);
+  });
+  check_launch("bias");
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  require_cuda_f32(x, "linear", "input");
-  require_cuda_f32(weight, "linear", "weight");
-  Tensor y = empty_like_device(linear_output_shape(x, weight, bias), x);
+  const Shape out_shape = linear_output_shape(x, weight, bias);
+  require_cuda_float(x, "linear", "input");
+  require_cuda_float(weight, "linear", "weight");
+  require_same_dtype(x, weight, "linear", "weight");
+  require_cuda_f32(bias, "linear", "bias");
+  Tensor y = empty_like_device(out_shape, x);
   const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = x.numel() / in;
-  if (bias.defined()) {
-    broadcast_rows_kernel<<<blocks_for(rows * out), kThreads>>>(ptr(bias), mutable_ptr(y), rows, out);
-    check_launch("linear bias");
-  }
-  gemm(ptr(x), ptr(weight), mutable_ptr(y), rows, out, in, in, out, out, bias.defined());
+  // The bias is written first (in the output type) and the product accumulated onto it.
+  if (bias.defined()) fill_rows_with_bias(x.dtype(), ptr(bias), y.raw_data(), rows, out);
+  gemm(x.dtype(), x.raw_data(), weight.raw_data(), y.raw_data(), rows, out, in, in, out, out, bias.defined());
   return y;
 }
 

@@ -13,7 +13,8 @@
 namespace voxmamba::kernels::cuda {
 namespace {
 
-__global__ void permute_kernel(const float* x, float* y, std::int64_t N, std::int64_t L, std::int64_t F,
+template <typename T>
+__global__ void permute_kernel(const T* x, T* y, std::int64_t N, std::int64_t L, std::int64_t F,
                                TokenOrder order, VolumeShape volume, bool restore) {
   const std::int64_t total = N * L * F;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
@@ -28,7 +29,8 @@ __global__ void permute_kernel(const float* x, float* y, std::int64_t N, std::in
   }
 }
 
-__global__ void causal_conv1d_kernel(const float* x, const float* weight, const float* bias, float* y,
+template <typename T>
+__global__ void causal_conv1d_kernel(const T* x, const float* weight, const float* bias, T* y,
                                      std::int64_t N, std::int64_t L, std::int64_t E, std::int64_t K,
                                      TokenOrder order, VolumeShape volume, bool apply_silu) {
   const std::int64_t total = N * L * E;
@@ -38,15 +40,16 @@ __global__ void causal_conv1d_kernel(const float* x, const float* weight, const 
     float acc = bias ? bias[e] : 0.0f;
     for (std::int64_t j = 0; j < K; ++j) {
       const std::int64_t source = position - (K - 1) + j;
-      if (source >= 0) acc += weight[j * E + e] * x[(n * L + token_at(source, order, volume)) * E + e];
+      if (source >= 0) acc += weight[j * E + e] * to_f32(x[(n * L + token_at(source, order, volume)) * E + e]);
     }
     if (apply_silu) acc = acc / (1.0f + expf(-acc));
-    y[(n * L + token_at(position, order, volume)) * E + e] = acc;
+    y[(n * L + token_at(position, order, volume)) * E + e] = from_f32<T>(acc);
   }
 }
 
-struct ScanPointers {
-  const float *u, *delta, *delta_bias, *A, *B, *C, *D;
+template <typename T> struct ScanPointers {
+  const T *u, *delta, *B, *C;
+  const float *delta_bias, *A, *D;
   std::int64_t N, L, E, S, chunk, chunks;
   TokenOrder order;
   VolumeShape volume;
@@ -56,9 +59,9 @@ constexpr int kMaxStates = 64;
 
 // Walks chunk `c` of channel e of sample n from state h. Phase 1 (write_y false) returns the
 // chunk's total decay in `decay`; phase 3 writes y.
-template <int kStates>
-__device__ void scan_chunk(const ScanPointers& p, std::int64_t n, std::int64_t e, std::int64_t c, float* h,
-                           float* decay, float* y) {
+template <int kStates, typename T>
+__device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_t e, std::int64_t c, float* h,
+                           float* decay, T* y) {
   const std::int64_t S = kStates > 0 ? kStates : p.S;
   float a[kStates > 0 ? kStates : kMaxStates];
   for (std::int64_t s = 0; s < S; ++s) a[s] = p.A[e * S + s];
@@ -66,30 +69,30 @@ __device__ void scan_chunk(const ScanPointers& p, std::int64_t n, std::int64_t e
   const float bias = p.delta_bias[e], skip = p.D[e];
   for (std::int64_t i = begin; i < end; ++i) {
     const std::int64_t token = n * p.L + token_at(i, p.order, p.volume);
-    const float raw = p.delta[token * p.E + e] + bias;
+    const float raw = to_f32(p.delta[token * p.E + e]) + bias;
     const float dt = raw > 20.0f ? raw : log1pf(expf(raw));
-    const float x = p.u[token * p.E + e], dt_x = dt * x;
+    const float x = to_f32(p.u[token * p.E + e]), dt_x = dt * x;
     float out = 0.0f;
 #pragma unroll
     for (std::int64_t s = 0; s < S; ++s) {
       const float decay_s = expf(dt * a[s]);
-      h[s] = decay_s * h[s] + dt_x * p.B[token * S + s];
+      h[s] = decay_s * h[s] + dt_x * to_f32(p.B[token * S + s]);
       if (decay) decay[s] *= decay_s;
-      out += p.C[token * S + s] * h[s];
+      out += to_f32(p.C[token * S + s]) * h[s];
     }
-    if (y) y[token * p.E + e] = out + skip * x;
+    if (y) y[token * p.E + e] = from_f32<T>(out + skip * x);
   }
 }
 
 // Threads: x over channels (neighbouring threads read neighbouring u, delta), y over chunks.
-template <int kStates>
-__global__ void scan_chunk_summary_kernel(ScanPointers p, float* chunk_decay, float* chunk_state) {
+template <int kStates, typename T>
+__global__ void scan_chunk_summary_kernel(ScanPointers<T> p, float* chunk_decay, float* chunk_state) {
   const std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   const std::int64_t c = blockIdx.y, n = blockIdx.z;
   if (e >= p.E) return;
   float h[kStates > 0 ? kStates : kMaxStates], decay[kStates > 0 ? kStates : kMaxStates];
   for (std::int64_t s = 0; s < p.S; ++s) h[s] = 0.0f, decay[s] = 1.0f;
-  scan_chunk<kStates>(p, n, e, c, h, decay, nullptr);
+  scan_chunk<kStates, T>(p, n, e, c, h, decay, static_cast<T*>(nullptr));
   const std::int64_t base = ((n * p.chunks + c) * p.E + e) * p.S;
   for (std::int64_t s = 0; s < p.S; ++s) chunk_decay[base + s] = decay[s], chunk_state[base + s] = h[s];
 }
@@ -110,33 +113,37 @@ __global__ void scan_carry_kernel(const float* chunk_decay, float* chunk_state, 
   }
 }
 
-template <int kStates>
-__global__ void scan_output_kernel(ScanPointers p, const float* incoming, float* y) {
+template <int kStates, typename T>
+__global__ void scan_output_kernel(ScanPointers<T> p, const float* incoming, T* y) {
   const std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   const std::int64_t c = blockIdx.y, n = blockIdx.z;
   if (e >= p.E) return;
   float h[kStates > 0 ? kStates : kMaxStates];
   const std::int64_t base = ((n * p.chunks + c) * p.E + e) * p.S;
   for (std::int64_t s = 0; s < p.S; ++s) h[s] = incoming[base + s];
-  scan_chunk<kStates>(p, n, e, c, h, nullptr, y);
+  scan_chunk<kStates, T>(p, n, e, c, h, nullptr, y);
 }
 
-template <int kStates> void launch_scan(const ScanPointers& p, float* chunk_decay, float* chunk_state, float* y) {
+template <int kStates, typename T>
+void launch_scan(const ScanPointers<T>& p, float* chunk_decay, float* chunk_state, T* y) {
   const dim3 grid(blocks_for(p.E, 64), static_cast<unsigned int>(p.chunks), static_cast<unsigned int>(p.N));
-  scan_chunk_summary_kernel<kStates><<<grid, 64>>>(p, chunk_decay, chunk_state);
+  scan_chunk_summary_kernel<kStates, T><<<grid, 64>>>(p, chunk_decay, chunk_state);
   check_launch("selective_scan summary");
   scan_carry_kernel<<<blocks_for(p.N * p.E * p.S), kThreads>>>(chunk_decay, chunk_state, p.N, p.chunks, p.E, p.S);
   check_launch("selective_scan carry");
-  scan_output_kernel<kStates><<<grid, 64>>>(p, chunk_state, y);
+  scan_output_kernel<kStates, T><<<grid, 64>>>(p, chunk_state, y);
   check_launch("selective_scan output");
 }
 
 Tensor permute(const Tensor& x, TokenOrder order, const VolumeShape& volume, bool restore, const char* op) {
   check_sequence(x, volume, op);
-  require_cuda_f32(x, op, "input");
+  require_cuda_float(x, op, "input");
   Tensor y = empty_like_device(x.shape(), x);
-  permute_kernel<<<blocks_for(x.numel()), kThreads>>>(ptr(x), mutable_ptr(y), x.dim(0), x.dim(1), x.dim(2), order,
-                                                      volume, restore);
+  with_float_type(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    permute_kernel<T><<<blocks_for(x.numel()), kThreads>>>(ptr_as<T>(x), mutable_ptr_as<T>(y), x.dim(0), x.dim(1),
+                                                           x.dim(2), order, volume, restore);
+  });
   check_launch(op);
   return y;
 }
@@ -154,34 +161,45 @@ Tensor restore_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volu
 Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, TokenOrder order,
                      const VolumeShape& volume, bool apply_silu) {
   check_causal_conv1d_args(x, weight, bias, volume);
-  require_cuda_f32(x, "causal_conv1d", "input");
+  require_cuda_float(x, "causal_conv1d", "input");
+  require_cuda_f32(weight, "causal_conv1d", "weight");
+  require_cuda_f32(bias, "causal_conv1d", "bias");
   Tensor y = empty_like_device(x.shape(), x);
-  causal_conv1d_kernel<<<blocks_for(x.numel()), kThreads>>>(ptr(x), ptr(weight), ptr(bias), mutable_ptr(y), x.dim(0),
-                                                            x.dim(1), x.dim(2), weight.dim(0), order, volume,
-                                                            apply_silu);
+  with_float_type(x.dtype(), "causal_conv1d", [&](auto tag) {
+    using T = decltype(tag);
+    causal_conv1d_kernel<T><<<blocks_for(x.numel()), kThreads>>>(ptr_as<T>(x), ptr(weight), ptr(bias),
+                                                                 mutable_ptr_as<T>(y), x.dim(0), x.dim(1), x.dim(2),
+                                                                 weight.dim(0), order, volume, apply_silu);
+  });
   check_launch("causal_conv1d");
   return y;
 }
 
 Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume) {
   check_scan_args(in, volume);
-  for (const Tensor* t : {&in.u, &in.delta, &in.delta_bias, &in.A, &in.B, &in.C, &in.D}) {
-    require_cuda_f32(*t, "selective_scan", "input");
+  for (const Tensor* t : {&in.u, &in.delta, &in.B, &in.C}) {
+    require_cuda_float(*t, "selective_scan", "input");
+    require_same_dtype(in.u, *t, "selective_scan", "delta, B and C");
   }
-  ScanPointers p{ptr(in.u), ptr(in.delta), ptr(in.delta_bias), ptr(in.A), ptr(in.B), ptr(in.C), ptr(in.D),
-                 in.u.dim(0), in.u.dim(1), in.u.dim(2), in.A.dim(1), 0, 0, order, volume};
-  if (p.S > kMaxStates) throw Error("selective_scan: at most 64 states are supported on the GPU");
+  for (const Tensor* t : {&in.delta_bias, &in.A, &in.D}) require_cuda_f32(*t, "selective_scan", "parameter");
+  const std::int64_t N = in.u.dim(0), L = in.u.dim(1), E = in.u.dim(2), S = in.A.dim(1);
+  if (S > kMaxStates) throw Error("selective_scan: at most 64 states are supported on the GPU");
   // Aim for ~64 tokens a chunk, and at most 65535 chunks (the grid's y limit).
-  p.chunk = std::max<std::int64_t>(64, (p.L + 65534) / 65535);
-  p.chunks = (p.L + p.chunk - 1) / p.chunk;
-  Tensor chunk_decay = Tensor::empty({p.N, p.chunks, p.E, p.S}, DType::f32, in.u.device());
-  Tensor chunk_state = Tensor::empty({p.N, p.chunks, p.E, p.S}, DType::f32, in.u.device());
+  const std::int64_t chunk = std::max<std::int64_t>(64, (L + 65534) / 65535);
+  const std::int64_t chunks = (L + chunk - 1) / chunk;
+  Tensor chunk_decay = Tensor::empty({N, chunks, E, S}, DType::f32, in.u.device());
+  Tensor chunk_state = Tensor::empty({N, chunks, E, S}, DType::f32, in.u.device());
   Tensor y = empty_like_device(in.u.shape(), in.u);
-  if (p.S == 16) {
-    launch_scan<16>(p, mutable_ptr(chunk_decay), mutable_ptr(chunk_state), mutable_ptr(y));
-  } else {
-    launch_scan<0>(p, mutable_ptr(chunk_decay), mutable_ptr(chunk_state), mutable_ptr(y));
-  }
+  with_float_type(in.u.dtype(), "selective_scan", [&](auto tag) {
+    using T = decltype(tag);
+    const ScanPointers<T> p{ptr_as<T>(in.u), ptr_as<T>(in.delta), ptr_as<T>(in.B), ptr_as<T>(in.C),
+                            ptr(in.delta_bias), ptr(in.A), ptr(in.D), N, L, E, S, chunk, chunks, order, volume};
+    if (S == 16) {
+      launch_scan<16, T>(p, mutable_ptr(chunk_decay), mutable_ptr(chunk_state), mutable_ptr_as<T>(y));
+    } else {
+      launch_scan<0, T>(p, mutable_ptr(chunk_decay), mutable_ptr(chunk_state), mutable_ptr_as<T>(y));
+    }
+  });
   return y;
 }
 

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/bfloat16.h"
 #include "kernels/activation_math.h"
 #include "kernels/op_checks.h"
 #include "kernels/reference/reference_ops.h"
@@ -148,6 +149,20 @@ Tensor argmax(const Tensor& x) {
       if (xd[r * C + c] > xd[r * C + best]) best = c;
     }
     yd[r] = static_cast<std::int32_t>(best);
+  }
+  return y;
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  Tensor y = Tensor::empty(x.shape(), dtype);
+  if (x.dtype() == DType::f32 && dtype == DType::bf16) {
+    for (std::int64_t i = 0; i < x.numel(); ++i) y.data<BFloat16>()[i] = to_bfloat16(x.data<float>()[i]);
+  } else if (x.dtype() == DType::bf16 && dtype == DType::f32) {
+    for (std::int64_t i = 0; i < x.numel(); ++i) y.data<float>()[i] = to_float(x.data<BFloat16>()[i]);
+  } else {
+    throw Error(std::string("cast: float32 and bfloat16 only, not ") + dtype_name(x.dtype()) + " to " +
+                dtype_name(dtype));
   }
   return y;
 }

@@ -26,5 +26,6 @@ Tensor mul(const Tensor& a, const Tensor& b);
 Tensor concat_channels(const Tensor& a, const Tensor& b);
 Tensor softmax(const Tensor& x);
 Tensor argmax(const Tensor& x);
+Tensor cast(const Tensor& x, DType dtype);
 
 }  // namespace voxmamba::kernels::reference

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
+#include "core/bfloat16.h"
 #include "core/device.h"
 
 namespace voxmamba {
@@ -14,6 +18,22 @@ TEST(Tensor, EmptyHasShapeDtypeAndAlignedStorage) {
   EXPECT_EQ(t.dim(-1), 6);
   EXPECT_EQ(t.rank(), 5);
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(t.raw_data()) % 64, 0u);
+}
+
+TEST(BFloat16, RoundsToNearestEvenAndKeepsSpecialValues) {
+  // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1).
+  EXPECT_EQ(to_float(to_bfloat16(1.0f + 0x1p-8f)), 1.0f);
+  // 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even): up.
+  EXPECT_EQ(to_float(to_bfloat16(1.0f + 3 * 0x1p-8f)), 1.0f + 0x1p-6f);
+  EXPECT_EQ(to_float(to_bfloat16(1.0f + 0x1p-8f + 0x1p-20f)), 1.0f + 0x1p-7f);  // above the tie: up
+  EXPECT_EQ(to_float(to_bfloat16(-2.5f)), -2.5f);                                 // exact values stay
+  EXPECT_TRUE(std::isnan(to_float(to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(to_float(to_bfloat16(std::numeric_limits<float>::infinity())), std::numeric_limits<float>::infinity());
+  // The largest float rounds past bfloat16's largest finite value, to infinity, as on the GPU.
+  EXPECT_EQ(to_float(to_bfloat16(std::numeric_limits<float>::max())), std::numeric_limits<float>::infinity());
+  Tensor t = Tensor::empty({3}, DType::bf16);
+  EXPECT_EQ(t.bytes(), 6u);
+  EXPECT_THROW(t.data<float>(), Error);
 }
 
 TEST(Tensor, ZerosAndFull) {

@@ -1,7 +1,12 @@
-// One generic harness: every op of kernels/ops.h, through the public dispatch (CPU here),
-// against its plain-loop definition in kernels/reference, on seeded random inputs with odd
-// sizes, strides, dilations, groups and padding edges. A new Op without a case fails
-// EveryOpHasACase.
+// One generic harness: every op of kernels/ops.h, through the public dispatch (CPU, and the
+// GPU in float32 and in bfloat16), against its plain-loop definition in kernels/reference, on
+// seeded random inputs with odd sizes, strides, dilations, groups and padding edges. A new Op
+// without a case fails EveryOpHasACase.
+//
+// bfloat16: activations and GEMM weights (input()) are drawn, rounded to bfloat16 values,
+// and given to the reference as those float32 values and to the GPU as bfloat16; float32
+// parameters (param()) are the same on both sides. What remains is the kernels' own error:
+// bfloat16 intermediates and the output's rounding, hence the looser tolerance.
 #include <functional>
 #include <set>
 #include <string>
@@ -18,9 +23,17 @@ namespace {
 using voxmamba::testing::close;
 
 // Where the harness puts a case's inputs: the CPU for the reference and the CPU backend, the
-// GPU for the CUDA backend. Cases build their inputs through input().
+// GPU for the CUDA backend; and whether activations are bfloat16. Cases build activations and
+// GEMM weights through input(), every other (float32) parameter through param().
 Device g_input_device = Device::cpu();
+bool g_bf16 = false;
 Tensor input(const Shape& shape, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
+  Tensor t = voxmamba::testing::random_tensor(shape, seed, low, high);
+  if (!g_bf16) return t.to(g_input_device);
+  t = reference::cast(reference::cast(t, DType::bf16), DType::f32);  // values bfloat16 holds exactly
+  return g_input_device.is_cpu() ? t : kernels::cast(t.to(g_input_device), DType::bf16);
+}
+Tensor param(const Shape& shape, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
   return voxmamba::testing::random_tensor(shape, seed, low, high).to(g_input_device);
 }
 
@@ -31,16 +44,22 @@ struct OpCase {
   // the dispatched backend (false).
   std::function<Tensor(bool reference)> run;
   double tolerance = 2e-5;
+  double bf16_tolerance = 1e-2;
 };
+
+// What GoogleTest prints for a case (instead of its bytes).
+void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
 
 #define CALL(fn, ...) (reference ? reference::fn(__VA_ARGS__) : kernels::fn(__VA_ARGS__))
 
 OpCase conv_case(const std::string& name, Shape x_shape, int cout, ConvParams p, bool bias) {
   return {Op::Conv3d, name, [=](bool reference) {
             const std::int64_t cin = x_shape[4];
+            const bool depthwise = p.groups == cin && cout == cin;  // float32 weights, like every non-GEMM one
+            const Shape w_shape = {static_cast<std::int64_t>(p.kernel) * p.kernel * p.kernel, cin / p.groups, cout};
             const Tensor x = input(x_shape, 1);
-            const Tensor w = input({static_cast<std::int64_t>(p.kernel) * p.kernel * p.kernel, cin / p.groups, cout}, 2);
-            const Tensor b = bias ? input({cout}, 3) : Tensor();
+            const Tensor w = depthwise ? param(w_shape, 2) : input(w_shape, 2);
+            const Tensor b = bias ? param({cout}, 3) : Tensor();
             return CALL(conv3d, x, w, b, p);
           }};
 }
@@ -52,8 +71,8 @@ OpCase deform_case(const std::string& name, Shape x_shape, int kernel, int dilat
             offset_shape[4] = 3 * taps;
             const Tensor x = input(x_shape, 4);
             const Tensor offsets = input(offset_shape, 5, -offset_range, offset_range);
-            const Tensor w = input({taps, x_shape[4]}, 6);
-            const Tensor b = input({x_shape[4]}, 7);
+            const Tensor w = param({taps, x_shape[4]}, 6);
+            const Tensor b = param({x_shape[4]}, 7);
             return CALL(deform_dwconv3d, x, offsets, w, b, kernel, dilation);
           }};
 }
@@ -80,7 +99,7 @@ std::vector<OpCase> all_cases() {
     cases.push_back({Op::ConvTranspose3d, bias ? "transposed_bias" : "transposed", [=](bool reference) {
                        const Tensor x = input({2, 3, 2, 5, 4}, 9);
                        const Tensor w = input({4, 8, 3}, 10);
-                       return CALL(conv_transpose3d_k2s2, x, w, bias ? input({3}, 11) : Tensor());
+                       return CALL(conv_transpose3d_k2s2, x, w, bias ? param({3}, 11) : Tensor());
                      }});
   }
 
@@ -90,20 +109,20 @@ std::vector<OpCase> all_cases() {
   cases.push_back(deform_case("deform_size1_axes", {1, 1, 1, 3, 5}, 3, 1, 1.0f));
 
   cases.push_back({Op::LayerNorm, "layer_norm_c7", [](bool reference) {
-                     return CALL(layer_norm, input({2, 3, 4, 5, 7}, 12, -3, 5), input({7}, 13),
-                                 input({7}, 14), 1e-5f);
+                     return CALL(layer_norm, input({2, 3, 4, 5, 7}, 12, -3, 5), param({7}, 13),
+                                 param({7}, 14), 1e-5f);
                    }});
   cases.push_back({Op::LayerNorm, "layer_norm_c96", [](bool reference) {
-                     return CALL(layer_norm, input({1, 2, 3, 4, 96}, 15), input({96}, 16),
-                                 input({96}, 17), 1e-5f);
+                     return CALL(layer_norm, input({1, 2, 3, 4, 96}, 15), param({96}, 16),
+                                 param({96}, 17), 1e-5f);
                    }});
   cases.push_back({Op::InstanceNorm, "instance_norm", [](bool reference) {
-                     return CALL(instance_norm, input({2, 5, 4, 3, 6}, 18, -2, 4), input({6}, 19),
-                                 input({6}, 20), 1e-5f);
+                     return CALL(instance_norm, input({2, 5, 4, 3, 6}, 18, -2, 4), param({6}, 19),
+                                 param({6}, 20), 1e-5f);
                    }});
   cases.push_back({Op::InstanceNorm, "instance_norm_one_voxel", [](bool reference) {
-                     return CALL(instance_norm, input({2, 1, 1, 1, 4}, 21), input({4}, 22),
-                                 input({4}, 23), 1e-5f);
+                     return CALL(instance_norm, input({2, 1, 1, 1, 4}, 21), param({4}, 22),
+                                 param({4}, 23), 1e-5f);
                    }});
 
   cases.push_back(unary_case(Op::Gelu, "gelu", [](const Tensor& x, bool reference) { return CALL(gelu, x); }, 6));
@@ -116,7 +135,7 @@ std::vector<OpCase> all_cases() {
   for (bool bias : {false, true}) {
     cases.push_back({Op::Linear, bias ? "linear_bias" : "linear", [=](bool reference) {
                        return CALL(linear, input({3, 17, 13}, 24), input({13, 11}, 25),
-                                   bias ? input({11}, 26) : Tensor());
+                                   bias ? param({11}, 26) : Tensor());
                      }});
   }
 
@@ -131,8 +150,8 @@ std::vector<OpCase> all_cases() {
                      }});
     for (bool silu_on : {false, true}) {
       cases.push_back({Op::CausalConv1d, "causal_conv1d_" + o + (silu_on ? "_silu" : ""), [=](bool reference) {
-                         return CALL(causal_conv1d, input({2, 60, 6}, 29), input({4, 6}, 30),
-                                     input({6}, 31), order, volume, silu_on);
+                         return CALL(causal_conv1d, input({2, 60, 6}, 29), param({4, 6}, 30),
+                                     param({6}, 31), order, volume, silu_on);
                        }});
     }
     for (std::int64_t states : {3, 16}) {
@@ -141,11 +160,11 @@ std::vector<OpCase> all_cases() {
                          ScanInputs in;
                          in.u = input({2, 60, 5}, 32);
                          in.delta = input({2, 60, 5}, 33, -3, 1);
-                         in.delta_bias = input({5}, 34, -2, 0);
-                         in.A = input({5, states}, 35, -4, -0.1f);
+                         in.delta_bias = param({5}, 34, -2, 0);
+                         in.A = param({5, states}, 35, -4, -0.1f);
                          in.B = input({2, 60, states}, 36);
                          in.C = input({2, 60, states}, 37);
-                         in.D = input({5}, 38);
+                         in.D = param({5}, 38);
                          return CALL(selective_scan, in, order, volume);
                        },
                        1e-5});
@@ -173,21 +192,40 @@ std::vector<OpCase> all_cases() {
                      }
                      return as_float;
                    }});
+  cases.push_back({Op::Cast, "cast_round_trip", [](bool reference) {
+                     // Wide range: exponents far from 1, so rounding happens at every scale.
+                     const Tensor x = input({7, 5, 13}, 47, -3e4f, 3e4f);
+                     return CALL(cast, CALL(cast, x, DType::bf16), DType::f32);
+                   },
+                   0.0, 0.0});
   return cases;
 }
 
 class OpsTest : public ::testing::TestWithParam<OpCase> {
  protected:
-  void TearDown() override { g_input_device = Device::cpu(); }
+  void TearDown() override {
+    g_input_device = Device::cpu();
+    g_bf16 = false;
+  }
 
-  // Runs the case on the reference (inputs on the CPU) and on `device`'s backend.
-  void expect_backend_matches_reference(Device device) {
+  // Runs the case on the reference (inputs on the CPU) and on `device`'s backend, with
+  // bfloat16 activations when `bf16`.
+  void expect_backend_matches_reference(Device device, bool bf16 = false) {
     const OpCase& c = GetParam();
+    g_bf16 = bf16;
     g_input_device = Device::cpu();
     const Tensor expected = c.run(true);
     g_input_device = device;
-    const Tensor actual = c.run(false).to(Device::cpu());
-    EXPECT_TRUE(close(actual, expected, c.tolerance)) << op_name(c.op) << " / " << c.name << " on " << device.name();
+    Tensor actual = c.run(false);
+    if (bf16) {
+      EXPECT_TRUE(actual.dtype() == DType::bf16 || c.op == Op::Argmax || c.op == Op::Cast)
+          << c.name << ": a bfloat16 input gave a " << dtype_name(actual.dtype()) << " output";
+      actual = kernels::cast(actual, DType::f32);
+    }
+    actual = actual.to(Device::cpu());
+    const double tolerance = bf16 ? c.bf16_tolerance : c.tolerance;
+    EXPECT_TRUE(close(actual, expected, tolerance))
+        << op_name(c.op) << " / " << c.name << " on " << device.name() << (bf16 ? " in bfloat16" : "");
   }
 };
 
@@ -198,6 +236,13 @@ TEST_P(OpsTest, CudaMatchesReference) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
   initialize_cuda();
   expect_backend_matches_reference(Device::cuda(0));
+}
+
+TEST_P(OpsTest, CudaBf16MatchesReference) {
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
+  initialize_cuda();
+  expect_backend_matches_reference(Device::cuda(0), true);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllOps, OpsTest, ::testing::ValuesIn(all_cases()),

@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "core/thread_pool.h"
+#include "kernels/backend.h"
+#include "kernels/ops.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::models {
@@ -76,6 +78,45 @@ TEST(VoxMambaNet, RejectsInputsItCannotRun) {
   expect_error({1, 16, 16, 16, 1}, "channels");
   expect_error({16, 16, 16, 2}, "rank 5");
   EXPECT_NO_THROW(net.check_input_shape({1, 16, 48, 32, 2}));
+}
+
+TEST(VoxMambaNet, Bfloat16IsRefusedOnTheCpu) {
+  const NetworkConfig config = tiny_config(false);
+  EXPECT_THROW(VoxMambaNet(config, initialize_parameters(config, 1), Device::cpu(), DType::bf16), Error);
+}
+
+// Share of voxels whose predicted class (argmax over the last axis) agrees.
+double argmax_agreement(const Tensor& a, const Tensor& b) {
+  const Tensor la = kernels::argmax(a), lb = kernels::argmax(b);
+  std::int64_t same = 0;
+  for (std::int64_t i = 0; i < la.numel(); ++i) same += la.data<std::int32_t>()[i] == lb.data<std::int32_t>()[i];
+  return static_cast<double>(same) / static_cast<double>(la.numel());
+}
+
+// The whole network on the GPU against the CPU engine (itself checked against the reference
+// ops and the PyTorch twin): float32 tightly, bfloat16 within its rounding, deformable
+// offsets random so that the trilinear paths are exercised.
+TEST(VoxMambaNet, GpuForwardMatchesTheCpuInFloat32AndBfloat16) {
+  if (!kernels::cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
+  if (kernels::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
+  kernels::initialize_cuda();
+  NetworkConfig config = tiny_config(true);
+  config.dims = {16, 16, 32, 32};  // channel counts cuDNN's tensor-core kernels take
+  config.hidden = 32;
+  ParameterMap parameters = initialize_parameters(config, 7);
+  randomize_offset_heads(parameters, 0.3, 7);
+  const Tensor x = random_tensor({1, 32, 32, 32, 2}, 8);
+  const Tensor expected = VoxMambaNet(config, parameters).forward(x);
+  const Tensor fp32 = VoxMambaNet(config, parameters, Device::cuda(0)).forward(x.to(Device::cuda(0)));
+  EXPECT_EQ(fp32.dtype(), DType::f32);
+  EXPECT_TRUE(voxmamba::testing::close(fp32.to(Device::cpu()), expected, 1e-4));
+  const Tensor bf16 = VoxMambaNet(config, parameters, Device::cuda(0), DType::bf16).forward(x.to(Device::cuda(0)));
+  EXPECT_EQ(bf16.dtype(), DType::f32);  // logits come back in float32 whatever the activations
+  const Tensor bf16_host = bf16.to(Device::cpu());
+  const voxmamba::testing::Difference d = voxmamba::testing::compare(bf16_host, expected);
+  EXPECT_LT(d.max_abs, 0.05 * d.max_reference) << "max |difference| " << d.max_abs << " of " << d.max_reference;
+  EXPECT_LT(d.nmse, 1e-3);
+  EXPECT_GT(argmax_agreement(bf16_host, expected), 0.98);
 }
 
 }  // namespace
