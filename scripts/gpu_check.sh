@@ -1,39 +1,56 @@
 #!/usr/bin/env bash
-# The GPU machine's check (see ../shared/docs/gpu.md): build the engine with CUDA and with
-# ITK and the viewer off, run the whole CTest suite (GPU tests included), then parity with
-# the PyTorch twin on the GPU. Header-only dependencies and GoogleTest's sources travel in
-# .deps/ (scripts/vendor_deps.sh) because that machine has no Debian packages.
-# Logs go to $OUT (the device tool's output folder) or /tmp/gpu-check.
+# The GPU machine's check (see ../shared/docs/gpu.md): build the engine with CUDA and cuDNN,
+# ITK and the viewer off; run the whole CTest suite (GPU tests included); parity with the
+# PyTorch twin on the GPU (fp32 and bf16); the engine's forward benchmarks; and the fair
+# PyTorch baseline timed in the same run (tools/bench_twin.py). Header-only dependencies
+# and GoogleTest's sources travel in .deps/ (scripts/vendor_deps.sh) because that machine
+# has no Debian packages.
+# STAGES (environment) picks stages: "build tests parity bench twin" by default; TWIN_ARGS
+# adds arguments to bench_twin.py (e.g. --compile). Logs go to $OUT or /tmp/gpu-check.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu-check}
+stages=" ${STAGES:-build tests parity bench twin} "
 mkdir -p "$out"
+nvidia=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
+export LD_LIBRARY_PATH="$nvidia/cudnn/lib:$nvidia/nccl/lib:${LD_LIBRARY_PATH:-}"
+voxmamba=build-gpu/cli/voxmamba
+bench=build-gpu/bench/voxmamba_forward_benchmark
 status=0
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version())"
-  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DVOXMAMBA_GUI=OFF -DVOXMAMBA_ITK=OFF \
-    -DVOXMAMBA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DVOXMAMBA_EXTRA_INCLUDE="$PWD/.deps/include" \
-    -DVOXMAMBA_GTEST_SOURCE_DIR="$PWD/.deps/googletest" || exit 1
-  cmake --build build-gpu -j16 || exit 1
-  (cd build-gpu && ctest --output-on-failure -j8 --timeout 600) || status=1
-  for model in small base; do
-    build-gpu/cli/voxmamba init --config $model --classes 3 --seed 1 -o "/tmp/$model.h5" --force >/dev/null
-    build-gpu/cli/voxmamba info "/tmp/$model.h5" --json | python3 -c "import json,sys; print('engine $model parameters', json.load(sys.stdin)['parameters'])"
-  done
-  for engine in cpu cuda; do
-    for run in "small 64 0" "small 64 0.5" "base 32 0" "base 32 0.5" "base 128 0.5"; do
+  if [[ $stages == *" build "* ]]; then
+    cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DVOXMAMBA_GUI=OFF -DVOXMAMBA_ITK=OFF \
+      -DVOXMAMBA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DVOXMAMBA_EXTRA_INCLUDE="$PWD/.deps/include" \
+      -DVOXMAMBA_CUDNN_ROOT="$nvidia/cudnn" -DVOXMAMBA_GTEST_SOURCE_DIR="$PWD/.deps/googletest" || exit 1
+    time cmake --build build-gpu -j16 || exit 1
+  fi
+  if [[ $stages == *" tests "* ]]; then
+    (cd build-gpu && ctest --output-on-failure -j8 --timeout 600) || status=1
+  fi
+  if [[ $stages == *" parity "* ]]; then
+    for run in "cuda fp32 small 64 0.5" "cuda fp32 base 32 0.5" "cuda bf16 small 64 0.5" "cuda bf16 base 128 0" \
+               "cuda bf16 base 128 0.5"; do
       set -- $run
-      if [[ $engine == cpu && $2 == 128 ]]; then continue; fi
-      echo "parity engine=$engine config=$1 size=$2 offset_scale=$3"
-      ENGINE_DEVICE=$engine PYTHON=python3 tools/parity_run.sh build-gpu/cli/voxmamba /tmp/parity "$1" "$2" cuda "$3" || status=1
+      echo "parity engine=$1 precision=$2 config=$3 size=$4 offset_scale=$5"
+      ENGINE_DEVICE=$1 ENGINE_PRECISION=$2 PYTHON=python3 tools/parity_run.sh $voxmamba /tmp/parity "$3" "$4" cuda "$5" \
+        || status=1
     done
-  done
-  for run in "small 128" "base 64" "base 128"; do
-    set -- $run
-    build-gpu/bench/voxmamba_forward_benchmark --device cuda --config "$1" --size "$2" --repeats 20 --profile 1
-  done
-  (cd tools && python3 bench_twin.py --config base --size 128 --repeats 10) || status=1
+  fi
+  if [[ $stages == *" bench "* ]]; then
+    for run in "bf16 small 128" "bf16 base 128" "fp32 base 128"; do
+      set -- $run
+      $bench --device cuda --precision "$1" --config "$2" --size "$3" --repeats 20 --profile 1 || status=1
+    done
+  fi
+  if [[ $stages == *" twin "* ]]; then
+    $voxmamba init --config base --classes 3 --seed 1 -o /tmp/base_bench.h5 --force >/dev/null
+    python3 -c "import numpy as n; n.save('/tmp/bench_in.npy', n.random.RandomState(0).standard_normal((1,128,128,128,1)).astype(n.float32))"
+    python3 tools/bench_twin.py --weights /tmp/base_bench.h5 --input /tmp/bench_in.npy --repeats 20 \
+      --engine "$bench --device cuda --precision bf16 --model /tmp/base_bench.h5 --input /tmp/bench_in.npy --repeats 20" \
+      --out "$out/bench_compare.json" ${TWIN_ARGS:-} || status=1
+  fi
   exit $status
 } 2>&1 | tee "$out/gpu_check.log"
 exit "${PIPESTATUS[0]}"

@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <vector>
+#include <limits>
+
+#include "core/bfloat16.h"
 #include "core/tensor.h"
 #include "kernels/ops.h"
 
@@ -47,6 +52,27 @@ TEST(CudaBackend, ReusesFreedDeviceBlocks) {
   }
   const Tensor b = Tensor::empty({1 << 20}, DType::f32, Device::cuda(0));
   EXPECT_EQ(b.raw_data(), first);  // the caching allocator handed the same block back
+}
+
+TEST(CudaBackend, Bfloat16CastRoundsLikeTheHost) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  // Ties both ways, just above a tie, overflow to infinity, signed zero, a subnormal, and
+  // plain values: the GPU's bits must equal core/bfloat16.h's.
+  const std::vector<float> values = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-20f,
+                                     std::numeric_limits<float>::max(), -0.0f, 1e-40f, -3.14159f, 65504.0f,
+                                     -1e30f, 0.1f};
+  Tensor host = Tensor::empty({static_cast<std::int64_t>(values.size())});
+  std::memcpy(host.data<float>(), values.data(), values.size() * sizeof(float));
+  const Tensor gpu = cast(host.to(Device::cuda(0)), DType::bf16).to(Device::cpu());
+  ASSERT_EQ(gpu.dtype(), DType::bf16);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(gpu.data<BFloat16>()[i].bits, to_bfloat16(values[i]).bits) << "value " << values[i];
+  }
+  const Tensor back = cast(gpu.to(Device::cuda(0)), DType::f32).to(Device::cpu());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(back.data<float>()[i], to_float(gpu.data<BFloat16>()[i])) << "value " << values[i];
+  }
 }
 
 TEST(CudaBackend, BuildWithoutCudaRefusesClearly) {
