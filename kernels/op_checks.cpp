@@ -24,6 +24,18 @@ void check_f32_cpu(const Tensor& x, const char* op, const char* what) {
   if (!x.device().is_cpu()) fail(op, std::string(what) + " must be on the CPU");
 }
 
+void check_norm_epilogue(const Tensor& x, const NormEpilogue& epilogue) {
+  const Tensor& r = epilogue.residual;
+  if (!r.defined()) return;
+  if (r.shape() != x.shape()) {
+    fail("instance_norm", "residual shape " + shape_string(r.shape()) + " differs from the input's " +
+                              shape_string(x.shape()));
+  }
+  if (r.dtype() != x.dtype() || r.device() != x.device()) {
+    fail("instance_norm", "the residual must have the input's type and device");
+  }
+}
+
 void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
   if (a.shape() != b.shape()) {
     fail(op, "shapes differ: " + shape_string(a.shape()) + " and " + shape_string(b.shape()));

@@ -11,6 +11,7 @@ void check_rank(const Tensor& x, int rank, const char* op, const char* what);
 void check_f32_cpu(const Tensor& x, const char* op, const char* what);
 void check_same_shape(const Tensor& a, const Tensor& b, const char* op);
 void check_vector(const Tensor& v, std::int64_t size, const char* op, const char* what);  // [size], or undefined
+void check_norm_epilogue(const Tensor& x, const NormEpilogue& epilogue);  // the residual has x's shape and type
 
 Shape conv3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p);
 Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias);

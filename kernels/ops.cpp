@@ -93,8 +93,9 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
   return VOXMAMBA_DISPATCH(Op::LayerNorm, x, layer_norm, x, gamma, beta, eps);
 }
-Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
-  return VOXMAMBA_DISPATCH(Op::InstanceNorm, x, instance_norm, x, gamma, beta, eps);
+Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                     const NormEpilogue& epilogue) {
+  return VOXMAMBA_DISPATCH(Op::InstanceNorm, x, instance_norm, x, gamma, beta, eps, epilogue);
 }
 Tensor gelu(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Gelu, x, gelu, x); }
 Tensor silu(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Silu, x, silu, x); }

@@ -109,8 +109,17 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
 
 // Over the last axis (channels), per token: (x - mean) / sqrt(var + eps) * gamma + beta.
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
-// Over D,H,W per sample and channel, biased variance, with affine gamma/beta [C].
-Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+// Over D,H,W per sample and channel, biased variance, with affine gamma/beta [C], and what
+// follows it in the decoder's residual blocks fused in (one pass over memory instead of
+// three): y = act(norm(x) + residual), the residual (x's shape and type) optional, act the
+// identity or LeakyReLU(leaky_slope).
+struct NormEpilogue {
+  Tensor residual;
+  bool leaky_relu = false;
+  float leaky_slope = 0.01f;
+};
+Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                     const NormEpilogue& epilogue = {});
 
 Tensor gelu(const Tensor& x);  // exact: 0.5 x (1 + erf(x / sqrt 2))
 Tensor silu(const Tensor& x);  // x * sigmoid(x)

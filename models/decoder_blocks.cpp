@@ -21,10 +21,11 @@ ResBlock ResBlock::load(const ParameterReader& reader) {
 }
 
 Tensor ResBlock::forward(const Tensor& x) const {
-  Tensor main = kernels::leaky_relu(norm1.instance_norm(conv1.forward(x)), kLeakySlope);
-  main = norm2.instance_norm(conv2.forward(main));
+  // network.md: LReLU(IN(conv1 x)) -> conv2 -> IN, plus the skip, then LReLU; the
+  // activations and the residual add are fused into the norms' output pass.
+  const Tensor main = norm1.instance_norm(conv1.forward(x), {Tensor(), true, kLeakySlope});
   const Tensor skip = has_skip ? skip_norm.instance_norm(skip_conv.forward(x)) : x;
-  return kernels::leaky_relu(kernels::add(main, skip), kLeakySlope);
+  return norm2.instance_norm(conv2.forward(main), {skip, true, kLeakySlope});
 }
 
 UpBlock UpBlock::load(const ParameterReader& reader) {

@@ -66,8 +66,8 @@ NormLayer NormLayer::load(const ParameterReader& reader) {
 }
 
 Tensor NormLayer::layer_norm(const Tensor& x) const { return kernels::layer_norm(x, weight, bias, kNormEpsilon); }
-Tensor NormLayer::instance_norm(const Tensor& x) const {
-  return kernels::instance_norm(x, weight, bias, kNormEpsilon);
+Tensor NormLayer::instance_norm(const Tensor& x, const kernels::NormEpilogue& epilogue) const {
+  return kernels::instance_norm(x, weight, bias, kNormEpsilon, epilogue);
 }
 
 }  // namespace voxmamba::models

@@ -62,7 +62,7 @@ struct NormLayer {
   Tensor weight, bias;
   static NormLayer load(const ParameterReader& reader);
   Tensor layer_norm(const Tensor& x) const;     // over channels, eps 1e-5
-  Tensor instance_norm(const Tensor& x) const;  // over D, H, W, eps 1e-5
+  Tensor instance_norm(const Tensor& x, const kernels::NormEpilogue& epilogue = {}) const;  // over D, H, W, eps 1e-5
 };
 
 }  // namespace voxmamba::models

@@ -66,8 +66,9 @@ def parse_args(argv=None):
     ap.add_argument("--compile-layout", choices=("best",) + LAYOUTS, default="best",
                     help="layout of the compiled variant (default: the faster eager one)")
     ap.add_argument("--compile-mode", default=None, help="torch.compile mode (default: PyTorch's default)")
-    ap.add_argument("--compile-scan", choices=("auto", "functional", "inplace"), default="auto",
-                    help="scan code path under torch.compile (auto: the functional recursion while tracing)")
+    ap.add_argument("--compile-scan", choices=("functional", "eager"), default="functional",
+                    help="the scan under torch.compile: traced into the graph (its functional recursion) or "
+                         "left out of it (graph break; runs eagerly in place; much faster to compile)")
     ap.add_argument("--scan", choices=("oddeven", "chunked", "doubling"), default="oddeven",
                     help="selective-scan formulation of the twin (doubling = the parity oracle's)")
     ap.add_argument("--scan-chunk", type=int, default=64, help="chunk length of --scan chunked")
@@ -221,10 +222,12 @@ def run_twin(args, model, x, twin, torch, result):
             layout = result.get("eager_best", {}).get("layout", args.layouts[0])
         comp = {"layout": layout, "mode": args.compile_mode or "default", "scan_path": args.compile_scan}
         fair_scan = sys.modules.get("fair_scan")
-        saved = fair_scan.FUNCTIONAL if fair_scan else None
+        saved = fair_scan.EAGER_UNDER_COMPILE if fair_scan else None
         try:
-            if fair_scan is not None and args.compile_scan != "auto":
-                fair_scan.FUNCTIONAL = args.compile_scan == "functional"
+            if fair_scan is not None:
+                fair_scan.EAGER_UNDER_COMPILE = args.compile_scan == "eager"
+            if args.scan == "doubling":
+                comp["scan_path"] = "traced (twin's doubling scan)"
             set_layout(twin, model, layout)
             kwargs = {"mode": args.compile_mode} if args.compile_mode else {}
             cmodel = torch.compile(model, **kwargs)
@@ -246,7 +249,7 @@ def run_twin(args, model, x, twin, torch, result):
             log(f"torch.compile failed: {comp['error'][:300]}")
         finally:
             if fair_scan is not None:
-                fair_scan.FUNCTIONAL = saved
+                fair_scan.EAGER_UNDER_COMPILE = saved
         result["compiled_bf16"] = comp
         result["compile_s"] = comp.get("compile_s")
         torch.cuda.empty_cache()

@@ -41,6 +41,10 @@ MAX_ELEMENTS = 1 << 28
 # "auto": functional recursion when autograd needs it or torch.compile is tracing, in place otherwise.
 # True / False force one of them (the bench may force the functional one for torch.compile).
 FUNCTIONAL = "auto"
+# True: while torch.compile traces, the scan is left out of the graph (a graph break; it runs eagerly,
+# in place). Far shorter compile times (the unrolled log-depth recursion is hundreds of ops per scan),
+# at the price of the fused scan.
+EAGER_UNDER_COMPILE = False
 
 
 def _is_compiling():
@@ -162,11 +166,27 @@ def chunked_scan(a, b, chunk=DEFAULT_CHUNK, functional=False):
 
 # ------------------------------------------------------------------------------------ selective scan
 
+def _compiler_disable(fn):
+    comp = getattr(torch, "compiler", None)
+    if comp is not None and hasattr(comp, "disable"):              # torch >= 2.1
+        return comp.disable(fn)
+    dyn = getattr(torch, "_dynamo", None)
+    if dyn is not None and hasattr(dyn, "disable"):                 # torch 2.0
+        return dyn.disable(fn)
+    return fn                                                       # torch 1.x: nothing to disable
+
+
 def selective_scan(u, delta, A, B, C, D, impl=None, chunk=None, dtype=torch.float32, max_elements=None):
     """Selective scan with the same contract as voxmamba_twin.selective_scan.
 
     u, delta: [N, L, E]; A: [E, S] (already negative); B, C: [N, L, S]; D: [E]. Returns y [N, L, E]
     in u's dtype; computed in `dtype` (float32) with autocast off."""
+    if EAGER_UNDER_COMPILE and _is_compiling():
+        return _selective_scan_outside_graph(u, delta, A, B, C, D, impl, chunk, dtype, max_elements)
+    return _selective_scan(u, delta, A, B, C, D, impl, chunk, dtype, max_elements)
+
+
+def _selective_scan(u, delta, A, B, C, D, impl=None, chunk=None, dtype=torch.float32, max_elements=None):
     impl = impl or DEFAULT_IMPL
     if impl not in IMPLS:
         raise ValueError(f"unknown scan implementation {impl!r} (expected one of {', '.join(IMPLS)})")
@@ -200,6 +220,9 @@ def selective_scan(u, delta, A, B, C, D, impl=None, chunk=None, dtype=torch.floa
         y = ys[0] if len(ys) == 1 else torch.cat(ys, -1)
         y = y + u * D
     return y.to(out_dtype)
+
+
+_selective_scan_outside_graph = _compiler_disable(_selective_scan)
 
 
 # ------------------------------------------------------------------------------------ micro-benchmark

@@ -81,13 +81,17 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
   return y;
 }
 
-Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                     const NormEpilogue& epilogue) {
   check_rank(x, 5, "instance_norm", "input");
   check_f32_cpu(x, "instance_norm", "input");
   const std::int64_t N = x.dim(0), C = x.dim(4), voxels = x.numel() / std::max<std::int64_t>(1, N * C);
   check_vector(gamma, C, "instance_norm", "gamma");
   check_vector(beta, C, "instance_norm", "beta");
+  check_norm_epilogue(x, epilogue);
   Tensor y = Tensor::empty(x.shape());
+  const float* residual = epilogue.residual.defined() ? epilogue.residual.data<float>() : nullptr;
+  const float slope = epilogue.leaky_relu ? epilogue.leaky_slope : 1.0f;
   const float* xd = x.data<float>();
   float* yd = y.data<float>();
   const std::int64_t block = 4096;  // voxels per partial sum: keeps fp32 partials short
@@ -135,7 +139,11 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
     }
     parallel_for(voxels, 1024, [&](std::int64_t v0, std::int64_t v1) {
       for (std::int64_t v = v0; v < v1; ++v)
-        for (std::int64_t c = 0; c < C; ++c) yn[v * C + c] = xn[v * C + c] * scale[c] + shift[c];
+        for (std::int64_t c = 0; c < C; ++c) {
+          float value = xn[v * C + c] * scale[c] + shift[c];
+          if (residual) value += residual[n * voxels * C + v * C + c];
+          yn[v * C + c] = value < 0.0f ? value * slope : value;
+        }
     });
   }
   return y;

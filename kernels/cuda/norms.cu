@@ -89,15 +89,18 @@ __global__ void instance_finish_kernel(const T* x, const double2* partial, float
   stats[i] = make_float2(static_cast<float>(mean), static_cast<float>(rsqrt(var + static_cast<double>(eps))));
 }
 
+// y = act(norm(x) + residual); slope 1 is the identity.
 template <typename T>
 __global__ void instance_normalize_kernel(const T* x, const float2* stats, const float* gamma, const float* beta,
-                                          T* y, std::int64_t voxels, std::int64_t c, std::int64_t total) {
+                                          const T* residual, float slope, T* y, std::int64_t voxels, std::int64_t c,
+                                          std::int64_t total) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t channel = i % c, n = i / (voxels * c);
     const float2 s = stats[n * c + channel];
-    const float value = (to_f32(x[i]) - s.x) * s.y * (gamma ? gamma[channel] : 1.0f) + (beta ? beta[channel] : 0.0f);
-    y[i] = from_f32<T>(value);
+    float value = (to_f32(x[i]) - s.x) * s.y * (gamma ? gamma[channel] : 1.0f) + (beta ? beta[channel] : 0.0f);
+    if (residual) value += to_f32(residual[i]);
+    y[i] = from_f32<T>(value < 0.0f ? value * slope : value);
   }
 }
 
@@ -120,7 +123,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
   return y;
 }
 
-Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                     const NormEpilogue& epilogue) {
   check_rank(x, 5, "instance_norm", "input");
   require_cuda_float(x, "instance_norm", "input");
   require_cuda_f32(gamma, "instance_norm", "gamma");
@@ -128,6 +132,8 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
   const std::int64_t N = x.dim(0), c = x.dim(4), voxels = x.numel() / std::max<std::int64_t>(1, N * c);
   check_vector(gamma, c, "instance_norm", "gamma");
   check_vector(beta, c, "instance_norm", "beta");
+  check_norm_epilogue(x, epilogue);
+  const float slope = epilogue.leaky_relu ? epilogue.leaky_slope : 1.0f;
   Tensor y = empty_like_device(x.shape(), x);
   if (x.numel() == 0) return y;
   // Enough splits to fill the GPU, each thread still summing a few hundred voxels.
@@ -142,8 +148,9 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
     instance_stats_kernel<T><<<grid, dim3(kChannelsPerBlock, kVoxelLanes)>>>(ptr_as<T>(x), partial_d, voxels, c, splits);
     instance_finish_kernel<T><<<blocks_for(N * c), kThreads>>>(ptr_as<T>(x), partial_d, stats_d, voxels, c, splits,
                                                                N * c, eps);
-    instance_normalize_kernel<T><<<blocks_for(x.numel()), kThreads>>>(ptr_as<T>(x), stats_d, ptr(gamma), ptr(beta),
-                                                                      mutable_ptr_as<T>(y), voxels, c, x.numel());
+    instance_normalize_kernel<T><<<blocks_for(x.numel()), kThreads>>>(
+        ptr_as<T>(x), stats_d, ptr(gamma), ptr(beta), ptr_as<T>(epilogue.residual), slope, mutable_ptr_as<T>(y),
+        voxels, c, x.numel());
   });
   check_launch("instance_norm");
   return y;

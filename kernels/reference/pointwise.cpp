@@ -64,13 +64,16 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
   return y;
 }
 
-Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                     const NormEpilogue& epilogue) {
   check_rank(x, 5, "instance_norm", "input");
   const std::int64_t N = x.dim(0), C = x.dim(4), voxels = x.numel() / (N * C);
   check_vector(gamma, C, "instance_norm", "gamma");
   check_vector(beta, C, "instance_norm", "beta");
+  check_norm_epilogue(x, epilogue);
   Tensor y = Tensor::empty(x.shape());
   const float* xd = x.data<float>();
+  const float* rd = epilogue.residual.defined() ? epilogue.residual.data<float>() : nullptr;
   float* yd = y.data<float>();
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t c = 0; c < C; ++c) {
@@ -84,7 +87,10 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
       const double g = gamma.defined() ? gamma.data<float>()[c] : 1.0;
       const double b = beta.defined() ? beta.data<float>()[c] : 0.0;
       for (std::int64_t v = 0; v < voxels; ++v) {
-        yd[base + v * C] = static_cast<float>((xd[base + v * C] - mean) * inv * g + b);
+        double value = (xd[base + v * C] - mean) * inv * g + b;
+        if (rd) value += rd[base + v * C];
+        if (epilogue.leaky_relu && value < 0) value *= epilogue.leaky_slope;
+        yd[base + v * C] = static_cast<float>(value);
       }
     }
   return y;

@@ -10,7 +10,8 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
                        int kernel, int dilation);
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
-Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                     const NormEpilogue& epilogue = {});
 Tensor gelu(const Tensor& x);
 Tensor silu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, float slope);

@@ -120,6 +120,11 @@ std::vector<OpCase> all_cases() {
                      return CALL(instance_norm, input({2, 5, 4, 3, 6}, 18, -2, 4), param({6}, 19),
                                  param({6}, 20), 1e-5f);
                    }});
+  cases.push_back({Op::InstanceNorm, "instance_norm_residual_leaky_relu", [](bool reference) {
+                     const Tensor x = input({2, 5, 4, 3, 6}, 48, -2, 4);
+                     NormEpilogue epilogue{input({2, 5, 4, 3, 6}, 49), true, 0.2f};
+                     return CALL(instance_norm, x, param({6}, 19), param({6}, 20), 1e-5f, epilogue);
+                   }});
   cases.push_back({Op::InstanceNorm, "instance_norm_one_voxel", [](bool reference) {
                      return CALL(instance_norm, input({2, 1, 1, 1, 4}, 21), param({4}, 22),
                                  param({4}, 23), 1e-5f);
