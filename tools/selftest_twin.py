@@ -148,7 +148,7 @@ def test_fair_scan():
     import fair_scan
     g = torch.Generator().manual_seed(11)
     errs = {}
-    saved = fair_scan.FUNCTIONAL
+    saved = fair_scan.FUNCTIONAL, fair_scan.FUNCTIONAL_RADIX
     try:
         # (N, L, E, S, chunk, delta scale): L = 1, odd, prime, not a multiple of the chunk, several levels
         for N, L, E, S, T, ds in ((2, 37, 5, 4, 8, 1.0), (1, 1, 3, 2, 4, 1.0), (1, 300, 6, 16, 64, 1.0),
@@ -161,14 +161,16 @@ def test_fair_scan():
             D = torch.randn(E, generator=g)
             ref = twin.selective_scan_reference(u, delta, A, B, C, D, dtype=torch.float64)
             scale = float(ref.abs().max())
-            for impl in fair_scan.IMPLS:
-                for functional in (False, True):
-                    fair_scan.FUNCTIONAL = functional
-                    with torch.no_grad():
-                        y = fair_scan.selective_scan(u, delta, A, B, C, D, impl=impl, chunk=T,
-                                                     max_elements=N * L * S * 2)   # E chunks of 2
-                    key = f"{impl}{'-functional' if functional else ''}"
-                    errs[key] = max(errs.get(key, 0.0), float((y.double() - ref.double()).abs().max()) / scale)
+            for impl, functional, radix in [(i, f, 2) for i in fair_scan.IMPLS for f in (False, True)] + [
+                    ("oddeven", True, 3), ("oddeven", True, 8)]:
+                fair_scan.FUNCTIONAL = functional
+                fair_scan.FUNCTIONAL_RADIX = radix
+                with torch.no_grad():
+                    y = fair_scan.selective_scan(u, delta, A, B, C, D, impl=impl, chunk=T,
+                                                 max_elements=N * L * S * 2)   # E chunks of 2
+                key = f"{impl}{'-functional' if functional else ''}{f'-radix{radix}' if radix > 2 else ''}"
+                errs[key] = max(errs.get(key, 0.0), float((y.double() - ref.double()).abs().max()) / scale)
+                fair_scan.FUNCTIONAL_RADIX = 2
             fair_scan.FUNCTIONAL = "auto"
             ug = u.clone().requires_grad_(True)                 # autograd: the functional recursion
             y = fair_scan.selective_scan(ug, delta, A, B, C, D)
@@ -177,8 +179,8 @@ def test_fair_scan():
             if ug.grad is None or not bool(torch.isfinite(ug.grad).all()):
                 errs["autograd"] = float("inf")
     finally:
-        fair_scan.FUNCTIONAL = saved
-    check("fair scans (oddeven, chunked, doubling; in place, functional) == float64 sequential reference",
+        fair_scan.FUNCTIONAL, fair_scan.FUNCTIONAL_RADIX = saved
+    check("fair scans (oddeven, chunked, doubling; in place, functional, radix 3/8) == float64 sequential reference",
           all(e < 1e-5 for e in errs.values()), ", ".join(f"{k} {e:.1e}" for k, e in errs.items()))
 
 
