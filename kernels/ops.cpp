@@ -103,8 +103,8 @@ Tensor leaky_relu(const Tensor& x, float slope) {
   return VOXMAMBA_DISPATCH(Op::LeakyRelu, x, leaky_relu, x, slope);
 }
 Tensor softplus(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Softplus, x, softplus, x); }
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  return VOXMAMBA_DISPATCH(Op::Linear, x, linear, x, weight, bias);
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
+  return VOXMAMBA_DISPATCH(Op::Linear, x, linear, x, weight, bias, output);
 }
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
   return VOXMAMBA_DISPATCH(Op::ReorderTokens, x, reorder_tokens, x, order, volume);

@@ -16,6 +16,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "core/tensor.h"
@@ -128,8 +129,11 @@ Tensor softplus(const Tensor& x);  // log(1 + e^x), and x itself above 20 as PyT
 
 // ---- dense algebra --------------------------------------------------------------------
 
-// x [..., In], weight [In, Out], bias [Out] -> [..., Out]. Pointwise convs are this op.
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// x [..., In], weight [In, Out], bias [Out] -> [..., Out]. Pointwise convs are this op. The
+// output has x's type unless `output` says otherwise: a bfloat16 product may be written in
+// float32 (the network's logits, which bfloat16 would round by up to 2^-9 of their size).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              std::optional<DType> output = std::nullopt);
 
 // ---- sequences over a volume's voxels ---------------------------------------------------
 

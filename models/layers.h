@@ -55,7 +55,9 @@ struct LinearLayer {
 
   static LinearLayer load(const ParameterReader& reader, bool with_bias);
   static LinearLayer from_packed(Tensor weight, Tensor bias = {}) { return {std::move(weight), std::move(bias)}; }
-  Tensor forward(const Tensor& x) const { return kernels::linear(x, weight, bias); }
+  Tensor forward(const Tensor& x, std::optional<DType> output = std::nullopt) const {
+    return kernels::linear(x, weight, bias, output);
+  }
 };
 
 struct NormLayer {

@@ -88,7 +88,9 @@ Tensor VoxMambaNet::forward(const Tensor& input) const {
   y = ups_[1].forward(y, enc2);
   y = ups_[2].forward(y, enc1);
   y = ups_[3].forward(y, enc0);
-  return kernels::cast(head_out_.forward(head_res_.forward(y)), DType::f32);
+  // Logits straight from the fp32 accumulators: rounding them to bfloat16 would move them by
+  // up to 2^-9 of their size, enough to flip close calls between classes.
+  return head_out_.forward(head_res_.forward(y), DType::f32);
 }
 
 }  // namespace voxmamba::models

@@ -43,6 +43,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tolerance", type=float, default=1e-4)
     ap.add_argument("--min-argmax-agreement", type=float, default=0.0)
+    ap.add_argument("--twin-bf16", action="store_true",
+                    help="also report how the twin itself under bf16 autocast compares with its fp32 logits")
     ap.add_argument("--twin-output", help="also save the twin's logits (N,D,H,W,K float32 NPY)")
     args = ap.parse_args(argv)
 
@@ -64,6 +66,13 @@ def main(argv=None):
         result["parameters"] = twin.count_parameters(model)
         with torch.no_grad():
             out = model(torch.from_numpy(np.ascontiguousarray(x)).to(dev)).float().cpu().numpy()
+        if args.twin_bf16:
+            with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16):
+                low = model(torch.from_numpy(np.ascontiguousarray(x)).to(dev)).float().cpu().numpy()
+            low_diff = np.abs(out.astype(np.float64) - low.astype(np.float64))
+            result["twin_bf16_autocast"] = {"max_abs_error": float(low_diff.max()),
+                                            "mean_abs_error": float(low_diff.mean()),
+                                            "argmax_agreement": float((out.argmax(-1) == low.argmax(-1)).mean())}
         if args.twin_output:
             np.save(args.twin_output, out)
         if out.shape != eng.shape:

@@ -14,7 +14,11 @@ voxmamba=$1 work=$2 config=$3 size=$4 device=${5:-cpu} offset_scale=${6:-0}
 python=${PYTHON:-python3}
 engine_device=${ENGINE_DEVICE:-cpu}
 precision=${ENGINE_PRECISION:-fp32}
-if [[ $precision == bf16 ]]; then bounds=(--tolerance 5e-2 --min-argmax-agreement 0.999); else bounds=(--tolerance 1e-4); fi
+if [[ $precision == bf16 ]]; then
+  bounds=(--tolerance 5e-2 --min-argmax-agreement 0.999 --twin-bf16)  # and the twin's own bf16 error, for scale
+else
+  bounds=(--tolerance 1e-4)
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 model="$work/${config}_seed1_offsets${offset_scale}.h5"

@@ -1,6 +1,8 @@
 #pragma once
 // Multithreaded CPU kernels for every op in kernels/ops.h (fp32; GEMMs on BLAS where
 // measured faster). Dispatched from kernels/ops.cpp for tensors on the CPU.
+#include <optional>
+
 #include "kernels/ops.h"
 
 namespace voxmamba::kernels::cpu {
@@ -16,7 +18,8 @@ Tensor gelu(const Tensor& x);
 Tensor silu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, float slope);
 Tensor softplus(const Tensor& x);
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              std::optional<DType> output = std::nullopt);
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
 Tensor restore_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
 Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, TokenOrder order,

@@ -149,8 +149,9 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
   return y;
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
   check_f32_cpu(x, "linear", "input");
+  if (output && *output != DType::f32) throw Error("linear: the CPU writes float32 only");
   Tensor y = Tensor::empty(linear_output_shape(x, weight, bias));
   const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = rows_of(x);
   float* yd = y.data<float>();

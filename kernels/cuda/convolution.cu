@@ -31,40 +31,6 @@ Geometry geometry(const Shape& in, const Shape& out, const ConvParams& p) {
   return {in[0], in[1], in[2], in[3], in[4], out[1], out[2], out[3], out[4], p.kernel, p.stride, p.padding, p.dilation};
 }
 
-// V consecutive channels as floats. Vectors of 16 bytes load in one instruction.
-template <typename T, int V> struct Vec {
-  float v[V];
-  __device__ __forceinline__ void load(const T* p) {
-    if constexpr (sizeof(T) * V == 16) {
-      const uint4 raw = *reinterpret_cast<const uint4*>(p);
-      const T* parts = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-      for (int k = 0; k < V; ++k) v[k] = to_f32(parts[k]);
-    } else {
-#pragma unroll
-      for (int k = 0; k < V; ++k) v[k] = to_f32(p[k]);
-    }
-  }
-  __device__ __forceinline__ void store(T* p) const {
-    if constexpr (sizeof(T) * V == 16) {
-      uint4 raw;
-      T* parts = reinterpret_cast<T*>(&raw);
-#pragma unroll
-      for (int k = 0; k < V; ++k) parts[k] = from_f32<T>(v[k]);
-      *reinterpret_cast<uint4*>(p) = raw;
-    } else {
-#pragma unroll
-      for (int k = 0; k < V; ++k) p[k] = from_f32<T>(v[k]);
-    }
-  }
-};
-
-// The widest channel vector that divides C: 16 bytes when possible, else single channels.
-template <typename T> int vector_width(std::int64_t channels) {
-  constexpr int wide = 16 / static_cast<int>(sizeof(T));
-  return channels % wide == 0 ? wide : 1;
-}
-
 // columns[v - v0, (tap * cin_group + ci)] for output voxels [v0, v0 + rows) and group g.
 template <typename T>
 __global__ void im2col_kernel(const T* x, T* columns, Geometry g, std::int64_t v0, std::int64_t rows,
@@ -123,60 +89,91 @@ __global__ void depthwise_kernel(const T* x, const float* weight, const float* b
 }
 
 struct DeformGeometry {
-  std::int64_t N, D, H, W, C;
+  std::int64_t N;
+  int D, H, W, C;
   int kernel, dilation;
 };
 
+// V fp32 weights of one tap (16-byte loads; C and c0 are multiples of V when V > 1).
+template <int V> __device__ __forceinline__ void load_weights(const float* w, float* out) {
+  if constexpr (V % 4 == 0) {
+#pragma unroll
+    for (int k = 0; k < V / 4; ++k) {
+      const float4 q = reinterpret_cast<const float4*>(w)[k];
+      out[4 * k] = q.x, out[4 * k + 1] = q.y, out[4 * k + 2] = q.z, out[4 * k + 3] = q.w;
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < V; ++k) out[k] = w[k];
+  }
+}
+
 // network.md's deformable depthwise conv: trilinear samples at p + dilation*t_k + offset,
-// neighbours outside the volume read zero (also on axes of size 1).
+// neighbours outside the volume read zero (also on axes of size 1). Branch-free corners: an
+// outside neighbour gets weight 0 and reads a clamped, valid address, so the threads of a
+// warp never diverge at the volume's faces. Index arithmetic is 32-bit within a sample
+// (the host checks that a sample has fewer than 2^31 elements).
 template <typename T, int V>
-__global__ void deform_kernel(const T* x, const T* offsets, const float* weight, const float* bias, T* y,
-                              DeformGeometry g) {
-  const std::int64_t vectors = g.C / V, total = g.N * g.D * g.H * g.W * vectors;
-  const int taps = g.kernel * g.kernel * g.kernel, half = (g.kernel - 1) / 2;
+__global__ void __launch_bounds__(256) deform_kernel(const T* __restrict__ x, const T* __restrict__ offsets,
+                                                     const float* __restrict__ weight, const float* __restrict__ bias,
+                                                     T* __restrict__ y, DeformGeometry g) {
+  const int vectors = g.C / V, taps = g.kernel * g.kernel * g.kernel, half = (g.kernel - 1) / 2;
+  const std::int64_t sample = static_cast<std::int64_t>(g.D) * g.H * g.W;
+  const std::int64_t total = g.N * sample * vectors;
+  const int stride_d = g.H * g.W * g.C, stride_h = g.W * g.C;
   VOXMAMBA_GRID_STRIDE(i, total) {
-    const std::int64_t c0 = (i % vectors) * V, p = i / vectors;
-    const std::int64_t w = p % g.W, h = (p / g.W) % g.H, d = (p / (g.W * g.H)) % g.D, n = p / (g.W * g.H * g.D);
+    const int c0 = static_cast<int>(i % vectors) * V;
+    const std::int64_t p = i / vectors;
+    const int v = static_cast<int>(p % sample);
+    const int w = v % g.W, h = (v / g.W) % g.H, d = v / (g.W * g.H);
     const T* delta = offsets + p * 3 * taps;
-    const T* xn = x + n * g.D * g.H * g.W * g.C + c0;
+    const T* xn = x + (p - v) * g.C + c0;
     Vec<T, V> acc;
 #pragma unroll
     for (int k = 0; k < V; ++k) acc.v[k] = bias ? bias[c0 + k] : 0.0f;
+    int kd = 0, kh = 0, kw = 0;
+#pragma unroll 2
     for (int k = 0; k < taps; ++k) {
-      const int kd = k / (g.kernel * g.kernel), kh = (k / g.kernel) % g.kernel, kw = k % g.kernel;
       const float z = static_cast<float>(d + g.dilation * (kd - half)) + to_f32(delta[3 * k]);
       const float yy = static_cast<float>(h + g.dilation * (kh - half)) + to_f32(delta[3 * k + 1]);
       const float xx = static_cast<float>(w + g.dilation * (kw - half)) + to_f32(delta[3 * k + 2]);
-      const float fz = floorf(z), fy = floorf(yy), fx = floorf(xx);
-      const std::int64_t d0 = static_cast<std::int64_t>(fz), h0 = static_cast<std::int64_t>(fy),
-                         w0 = static_cast<std::int64_t>(fx);
-      const float tz = z - fz, ty = yy - fy, tx = xx - fx;
-      float sample[V];
+      if (++kw == g.kernel) kw = 0, kh += 1;
+      if (kh == g.kernel) kh = 0, kd += 1;
+      // Clamped to [-2, size + 1], where every neighbour is already outside, so that wild
+      // offsets cannot overflow the int conversions.
+      const float cz = fminf(fmaxf(z, -2.0f), g.D + 1.0f), cy = fminf(fmaxf(yy, -2.0f), g.H + 1.0f),
+                  cx = fminf(fmaxf(xx, -2.0f), g.W + 1.0f);
+      const float fz = floorf(cz), fy = floorf(cy), fx = floorf(cx);
+      const int d0 = static_cast<int>(fz), h0 = static_cast<int>(fy), w0 = static_cast<int>(fx);
+      const float tz = cz - fz, ty = cy - fy, tx = cx - fx;
+      // Per axis: the two neighbours' weights (0 outside) and clamped offsets.
+      const float wd[2] = {d0 >= 0 && d0 < g.D ? 1.0f - tz : 0.0f, d0 + 1 >= 0 && d0 + 1 < g.D ? tz : 0.0f};
+      const float wh[2] = {h0 >= 0 && h0 < g.H ? 1.0f - ty : 0.0f, h0 + 1 >= 0 && h0 + 1 < g.H ? ty : 0.0f};
+      const float ww[2] = {w0 >= 0 && w0 < g.W ? 1.0f - tx : 0.0f, w0 + 1 >= 0 && w0 + 1 < g.W ? tx : 0.0f};
+      const int od[2] = {min(max(d0, 0), g.D - 1) * stride_d, min(max(d0 + 1, 0), g.D - 1) * stride_d};
+      const int oh[2] = {min(max(h0, 0), g.H - 1) * stride_h, min(max(h0 + 1, 0), g.H - 1) * stride_h};
+      const int ow[2] = {min(max(w0, 0), g.W - 1) * g.C, min(max(w0 + 1, 0), g.W - 1) * g.C};
+      float sampled[V];
 #pragma unroll
-      for (int c = 0; c < V; ++c) sample[c] = 0.0f;
+      for (int c = 0; c < V; ++c) sampled[c] = 0.0f;
 #pragma unroll
       for (int a = 0; a < 2; ++a) {
-        const std::int64_t dd = d0 + a;
-        if (dd < 0 || dd >= g.D) continue;
 #pragma unroll
         for (int b = 0; b < 2; ++b) {
-          const std::int64_t hh = h0 + b;
-          if (hh < 0 || hh >= g.H) continue;
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const std::int64_t ww = w0 + e;
-            if (ww < 0 || ww >= g.W) continue;
-            const float corner = (a ? tz : 1 - tz) * (b ? ty : 1 - ty) * (e ? tx : 1 - tx);
+            const float corner = wd[a] * wh[b] * ww[e];
             Vec<T, V> in;
-            in.load(xn + ((dd * g.H + hh) * g.W + ww) * g.C);
+            in.load(xn + od[a] + oh[b] + ow[e]);
 #pragma unroll
-            for (int c = 0; c < V; ++c) sample[c] += corner * in.v[c];
+            for (int c = 0; c < V; ++c) sampled[c] += corner * in.v[c];
           }
         }
       }
-      const float* tap_weight = weight + static_cast<std::int64_t>(k) * g.C + c0;
+      float tap_weight[V];
+      load_weights<V>(weight + static_cast<std::int64_t>(k) * g.C + c0, tap_weight);
 #pragma unroll
-      for (int c = 0; c < V; ++c) acc.v[c] += tap_weight[c] * sample[c];
+      for (int c = 0; c < V; ++c) acc.v[c] += tap_weight[c] * sampled[c];
     }
     acc.store(y + i * V);
   }
@@ -294,7 +291,12 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
   require_cuda_f32(weight, "deform_dwconv3d", "weight");
   require_cuda_f32(bias, "deform_dwconv3d", "bias");
   Tensor y = empty_like_device(x.shape(), x);
-  const DeformGeometry g{x.dim(0), x.dim(1), x.dim(2), x.dim(3), x.dim(4), kernel, dilation};
+  if (x.numel() / std::max<std::int64_t>(1, x.dim(0)) >= (std::int64_t(1) << 31)) {
+    throw Error("deform_dwconv3d: a sample of " + shape_string(x.shape()) + " has 2^31 elements or more");
+  }
+  if (y.numel() == 0) return y;
+  const DeformGeometry g{x.dim(0), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)),
+                         static_cast<int>(x.dim(4)), kernel, dilation};
   with_float_type(x.dtype(), "deform_dwconv3d", [&](auto tag) {
     using T = decltype(tag);
     const int width = vector_width<T>(g.C);

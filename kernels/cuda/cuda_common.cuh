@@ -65,6 +65,40 @@ template <typename T> __device__ __forceinline__ T from_f32(float v);
 template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
 template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) { return __float2bfloat16_rn(v); }
 
+// V consecutive channels as floats. Vectors of 16 bytes load in one instruction.
+template <typename T, int V> struct Vec {
+  float v[V];
+  __device__ __forceinline__ void load(const T* p) {
+    if constexpr (sizeof(T) * V == 16) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(p);
+      const T* parts = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int k = 0; k < V; ++k) v[k] = to_f32(parts[k]);
+    } else {
+#pragma unroll
+      for (int k = 0; k < V; ++k) v[k] = to_f32(p[k]);
+    }
+  }
+  __device__ __forceinline__ void store(T* p) const {
+    if constexpr (sizeof(T) * V == 16) {
+      uint4 raw;
+      T* parts = reinterpret_cast<T*>(&raw);
+#pragma unroll
+      for (int k = 0; k < V; ++k) parts[k] = from_f32<T>(v[k]);
+      *reinterpret_cast<uint4*>(p) = raw;
+    } else {
+#pragma unroll
+      for (int k = 0; k < V; ++k) p[k] = from_f32<T>(v[k]);
+    }
+  }
+};
+
+// The widest channel vector that divides C: 16 bytes when possible, else single channels.
+template <typename T> int vector_width(std::int64_t channels) {
+  constexpr int wide = 16 / static_cast<int>(sizeof(T));
+  return channels % wide == 0 ? wide : 1;
+}
+
 // cudaDataType of an activation type, for cuBLAS and cuDNN descriptors.
 inline cudaDataType_t cuda_data_type(DType type) { return type == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F; }
 

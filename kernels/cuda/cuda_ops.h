@@ -2,6 +2,8 @@
 // CUDA kernels for every op in kernels/ops.h, fp32 (bf16 comes with the fused backend).
 // Dispatched from kernels/ops.cpp for tensors on a CUDA device; only kernels/cuda includes
 // CUDA headers, so this header stays plain C++.
+#include <optional>
+
 #include "kernels/ops.h"
 
 namespace voxmamba::kernels::cuda {
@@ -17,7 +19,8 @@ Tensor gelu(const Tensor& x);
 Tensor silu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, float slope);
 Tensor softplus(const Tensor& x);
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              std::optional<DType> output = std::nullopt);
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
 Tensor restore_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
 Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, TokenOrder order,

@@ -33,14 +33,14 @@ __global__ void broadcast_rows_kernel(const float* bias, T* y, std::int64_t rows
 }  // namespace
 
 void gemm(DType type, const void* A, const void* B, void* C, std::int64_t M, std::int64_t N, std::int64_t K,
-          std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
+          std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate, std::optional<DType> c_type) {
   if (M == 0 || N == 0) return;
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-  const cudaDataType_t data = cuda_data_type(type);
+  const cudaDataType_t data = cuda_data_type(type), out = cuda_data_type(c_type.value_or(type));
   const cublasComputeType_t compute = type == DType::f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
   const cublasStatus_t status =
       cublasGemmEx(handle(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
-                   &alpha, B, data, static_cast<int>(ldb), A, data, static_cast<int>(lda), &beta, C, data,
+                   &alpha, B, data, static_cast<int>(ldb), A, data, static_cast<int>(lda), &beta, C, out,
                    static_cast<int>(ldc), compute, CUBLAS_GEMM_DEFAULT);
   if (status != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: GEMM failed (status " + std::to_string(status) + ")");
 }
@@ -53,17 +53,22 @@ void fill_rows_with_bias(DType type, const float* bias, void* y, std::int64_t ro
   check_launch("bias");
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
   const Shape out_shape = linear_output_shape(x, weight, bias);
   require_cuda_float(x, "linear", "input");
   require_cuda_float(weight, "linear", "weight");
   require_same_dtype(x, weight, "linear", "weight");
   require_cuda_f32(bias, "linear", "bias");
-  Tensor y = empty_like_device(out_shape, x);
+  const DType out_type = output.value_or(x.dtype());
+  if (out_type != x.dtype() && !(x.dtype() == DType::bf16 && out_type == DType::f32)) {
+    throw Error("linear: a float32 input gives a float32 output");
+  }
+  Tensor y = empty_like_device(out_shape, x, out_type);
   const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = x.numel() / in;
   // The bias is written first (in the output type) and the product accumulated onto it.
-  if (bias.defined()) fill_rows_with_bias(x.dtype(), ptr(bias), y.raw_data(), rows, out);
-  gemm(x.dtype(), x.raw_data(), weight.raw_data(), y.raw_data(), rows, out, in, in, out, out, bias.defined());
+  if (bias.defined()) fill_rows_with_bias(out_type, ptr(bias), y.raw_data(), rows, out);
+  gemm(x.dtype(), x.raw_data(), weight.raw_data(), y.raw_data(), rows, out, in, in, out, out, bias.defined(),
+       out_type);
   return y;
 }
 

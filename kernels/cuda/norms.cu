@@ -41,34 +41,65 @@ __global__ void layer_norm_kernel(const T* x, const float* gamma, const float* b
   }
 }
 
-constexpr int kChannelsPerBlock = 32, kVoxelLanes = 8;
+// Instance-norm threads own a vector of V channels (16 bytes) of one voxel; a block of 256
+// threads covers up to 256 vectors of a row and steps over voxels in `lanes` = 256 / vectors
+// lanes, so C = 48 in bfloat16 (six vectors) keeps 252 of 256 threads busy.
+constexpr int kNormThreads = 256;
 
-// Block (32 channels, 8 voxel lanes) sums split `blockIdx.y` of sample `blockIdx.z`:
+struct NormLayout {
+  int vectors;  // channel vectors in a block (all of them when C / V <= 256)
+  int lanes;    // voxel lanes of a block
+};
+
+NormLayout norm_layout(std::int64_t c, int V) {
+  const int vectors = static_cast<int>(std::min<std::int64_t>(c / V, kNormThreads));
+  return {vectors, kNormThreads / vectors};
+}
+
+// Block (vector group blockIdx.x, split blockIdx.y, sample blockIdx.z):
 // partial[(n * splits + split) * c + channel] = (sum, sum of squares) of x - x[first voxel].
-template <typename T>
-__global__ void instance_stats_kernel(const T* x, double2* partial, std::int64_t voxels, std::int64_t c,
-                                      int splits) {
-  const std::int64_t channel = blockIdx.x * static_cast<std::int64_t>(kChannelsPerBlock) + threadIdx.x;
+template <typename T, int V>
+__global__ void __launch_bounds__(kNormThreads)
+    instance_stats_kernel(const T* x, double2* partial, std::int64_t voxels, std::int64_t c, int splits, NormLayout layout) {
+  __shared__ float2 lane_sums[kNormThreads][V];
+  const int vector = threadIdx.x % layout.vectors, lane = threadIdx.x / layout.vectors;
+  const std::int64_t c0 = (static_cast<std::int64_t>(blockIdx.x) * layout.vectors + vector) * V;
   const int split = blockIdx.y, n = blockIdx.z;
-  __shared__ double2 lanes[kVoxelLanes][kChannelsPerBlock];
-  float sum = 0.0f, squares = 0.0f;
-  if (channel < c) {
-    const T* xn = x + n * voxels * c;
-    const float shift = to_f32(xn[channel]);
+  const bool active = lane < layout.lanes && c0 < c;
+  float sum[V], squares[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) sum[k] = 0.0f, squares[k] = 0.0f;
+  if (active) {
+    const T* xn = x + n * voxels * c + c0;
+    Vec<T, V> shift;
+    shift.load(xn);
     const std::int64_t per_split = (voxels + splits - 1) / splits;
     const std::int64_t v0 = split * per_split, v1 = min(voxels, v0 + per_split);
-    for (std::int64_t v = v0 + threadIdx.y; v < v1; v += kVoxelLanes) {
-      const float value = to_f32(xn[v * c + channel]) - shift;
-      sum += value;
-      squares += value * value;
+    for (std::int64_t v = v0 + lane; v < v1; v += layout.lanes) {
+      Vec<T, V> value;
+      value.load(xn + v * c);
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        const float centred = value.v[k] - shift.v[k];
+        sum[k] += centred;
+        squares[k] += centred * centred;
+      }
     }
   }
-  lanes[threadIdx.y][threadIdx.x] = make_double2(sum, squares);
+#pragma unroll
+  for (int k = 0; k < V; ++k) lane_sums[threadIdx.x][k] = make_float2(sum[k], squares[k]);
   __syncthreads();
-  if (threadIdx.y != 0 || channel >= c) return;
-  double2 total = make_double2(0.0, 0.0);
-  for (int lane = 0; lane < kVoxelLanes; ++lane) total.x += lanes[lane][threadIdx.x].x, total.y += lanes[lane][threadIdx.x].y;
-  partial[(static_cast<std::int64_t>(n) * splits + split) * c + channel] = total;
+  // Channel j of the block is summed over the lanes, in double, by thread j (mod 256).
+  for (int j = threadIdx.x; j < layout.vectors * V; j += kNormThreads) {
+    const std::int64_t channel = static_cast<std::int64_t>(blockIdx.x) * layout.vectors * V + j;
+    if (channel >= c) break;
+    double2 total = make_double2(0.0, 0.0);
+    for (int l = 0; l < layout.lanes; ++l) {
+      const float2 part = lane_sums[l * layout.vectors + j / V][j % V];
+      total.x += part.x, total.y += part.y;
+    }
+    partial[(static_cast<std::int64_t>(n) * splits + split) * c + channel] = total;
+  }
 }
 
 // stats[n * c + channel] = (mean, 1 / sqrt(var + eps)), from the splits in a fixed order.
@@ -89,19 +120,48 @@ __global__ void instance_finish_kernel(const T* x, const double2* partial, float
   stats[i] = make_float2(static_cast<float>(mean), static_cast<float>(rsqrt(var + static_cast<double>(eps))));
 }
 
-// y = act(norm(x) + residual); slope 1 is the identity.
-template <typename T>
+// y = act(norm(x) + residual) for one vector of V channels; slope 1 is the identity.
+template <typename T, int V>
 __global__ void instance_normalize_kernel(const T* x, const float2* stats, const float* gamma, const float* beta,
                                           const T* residual, float slope, T* y, std::int64_t voxels, std::int64_t c,
-                                          std::int64_t total) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
+                                          std::int64_t vectors_total) {
+  const std::int64_t vectors = c / V;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < vectors_total;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t channel = i % c, n = i / (voxels * c);
-    const float2 s = stats[n * c + channel];
-    float value = (to_f32(x[i]) - s.x) * s.y * (gamma ? gamma[channel] : 1.0f) + (beta ? beta[channel] : 0.0f);
-    if (residual) value += to_f32(residual[i]);
-    y[i] = from_f32<T>(value < 0.0f ? value * slope : value);
+    const std::int64_t c0 = (i % vectors) * V, n = i / (voxels * vectors);
+    Vec<T, V> value, skip;
+    value.load(x + i * V);
+    if (residual) skip.load(residual + i * V);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float2 s = stats[n * c + c0 + k];
+      float out = (value.v[k] - s.x) * s.y * (gamma ? gamma[c0 + k] : 1.0f) + (beta ? beta[c0 + k] : 0.0f);
+      if (residual) out += skip.v[k];
+      value.v[k] = out < 0.0f ? out * slope : out;
+    }
+    value.store(y + i * V);
   }
+}
+
+template <typename T, int V>
+void launch_instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps, const Tensor& residual,
+                          float slope, Tensor& y) {
+  const std::int64_t N = x.dim(0), c = x.dim(4), voxels = x.numel() / (N * c);
+  const NormLayout layout = norm_layout(c, V);
+  // Enough splits to fill the GPU several times over, each thread still summing ~64 voxels.
+  const int splits = static_cast<int>(std::clamp<std::int64_t>(voxels / (layout.lanes * 64), 1, 2048));
+  Tensor partial = Tensor::empty({N * splits * c * 4}, DType::f32, x.device());  // double2 each
+  Tensor stats = Tensor::empty({N * c * 2}, DType::f32, x.device());             // float2 each
+  double2* partial_d = static_cast<double2*>(partial.raw_data());
+  float2* stats_d = static_cast<float2*>(stats.raw_data());
+  const dim3 grid(static_cast<unsigned int>((c / V + layout.vectors - 1) / layout.vectors), splits,
+                  static_cast<unsigned int>(N));
+  instance_stats_kernel<T, V><<<grid, kNormThreads>>>(ptr_as<T>(x), partial_d, voxels, c, splits, layout);
+  instance_finish_kernel<T><<<blocks_for(N * c), kThreads>>>(ptr_as<T>(x), partial_d, stats_d, voxels, c, splits,
+                                                             N * c, eps);
+  instance_normalize_kernel<T, V><<<blocks_for(x.numel() / V), kThreads>>>(
+      ptr_as<T>(x), stats_d, ptr(gamma), ptr(beta), ptr_as<T>(residual), slope, mutable_ptr_as<T>(y), voxels, c,
+      x.numel() / V);
 }
 
 }  // namespace
@@ -129,28 +189,20 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
   require_cuda_float(x, "instance_norm", "input");
   require_cuda_f32(gamma, "instance_norm", "gamma");
   require_cuda_f32(beta, "instance_norm", "beta");
-  const std::int64_t N = x.dim(0), c = x.dim(4), voxels = x.numel() / std::max<std::int64_t>(1, N * c);
+  const std::int64_t c = x.dim(4);
   check_vector(gamma, c, "instance_norm", "gamma");
   check_vector(beta, c, "instance_norm", "beta");
   check_norm_epilogue(x, epilogue);
   const float slope = epilogue.leaky_relu ? epilogue.leaky_slope : 1.0f;
   Tensor y = empty_like_device(x.shape(), x);
   if (x.numel() == 0) return y;
-  // Enough splits to fill the GPU, each thread still summing a few hundred voxels.
-  const int splits = static_cast<int>(std::clamp<std::int64_t>(voxels / 2048, 1, 1024));
-  Tensor partial = Tensor::empty({N * splits * c * 4}, DType::f32, x.device());  // double2 each
-  Tensor stats = Tensor::empty({N * c * 2}, DType::f32, x.device());             // float2 each
-  double2* partial_d = static_cast<double2*>(partial.raw_data());
-  float2* stats_d = static_cast<float2*>(stats.raw_data());
   with_float_type(x.dtype(), "instance_norm", [&](auto tag) {
     using T = decltype(tag);
-    const dim3 grid(blocks_for(c, kChannelsPerBlock), splits, static_cast<unsigned int>(N));
-    instance_stats_kernel<T><<<grid, dim3(kChannelsPerBlock, kVoxelLanes)>>>(ptr_as<T>(x), partial_d, voxels, c, splits);
-    instance_finish_kernel<T><<<blocks_for(N * c), kThreads>>>(ptr_as<T>(x), partial_d, stats_d, voxels, c, splits,
-                                                               N * c, eps);
-    instance_normalize_kernel<T><<<blocks_for(x.numel()), kThreads>>>(
-        ptr_as<T>(x), stats_d, ptr(gamma), ptr(beta), ptr_as<T>(epilogue.residual), slope, mutable_ptr_as<T>(y),
-        voxels, c, x.numel());
+    if (vector_width<T>(c) > 1) {
+      launch_instance_norm<T, 16 / sizeof(T)>(x, gamma, beta, eps, epilogue.residual, slope, y);
+    } else {
+      launch_instance_norm<T, 1>(x, gamma, beta, eps, epilogue.residual, slope, y);
+    }
   });
   check_launch("instance_norm");
   return y;

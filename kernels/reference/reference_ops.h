@@ -1,6 +1,8 @@
 #pragma once
 // The plain-loop definition of every op in kernels/ops.h: obvious code, double
 // accumulation, no threads. Every faster kernel is tested against these.
+#include <optional>
+
 #include "kernels/ops.h"
 
 namespace voxmamba::kernels::reference {
@@ -16,7 +18,8 @@ Tensor gelu(const Tensor& x);
 Tensor silu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, float slope);
 Tensor softplus(const Tensor& x);
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              std::optional<DType> output = std::nullopt);
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
 Tensor restore_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
 Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, TokenOrder order,

@@ -45,6 +45,7 @@ struct OpCase {
   std::function<Tensor(bool reference)> run;
   double tolerance = 2e-5;
   double bf16_tolerance = 1e-2;
+  bool float32_output = false;  // the op writes float32 even from bfloat16 inputs
 };
 
 // What GoogleTest prints for a case (instead of its bytes).
@@ -144,6 +145,11 @@ std::vector<OpCase> all_cases() {
                      }});
   }
 
+  cases.push_back({Op::Linear, "linear_bias_float32_output", [](bool reference) {
+                     return CALL(linear, input({3, 17, 13}, 24), input({13, 11}, 25), param({11}, 26), DType::f32);
+                   },
+                   2e-5, 1e-4, true});  // no output rounding: the bfloat16 inputs are exact
+
   const VolumeShape volume{3, 4, 5};
   for (TokenOrder order : kTokenOrders) {
     const std::string o = token_order_name(order);
@@ -223,7 +229,8 @@ class OpsTest : public ::testing::TestWithParam<OpCase> {
     g_input_device = device;
     Tensor actual = c.run(false);
     if (bf16) {
-      EXPECT_TRUE(actual.dtype() == DType::bf16 || c.op == Op::Argmax || c.op == Op::Cast)
+      const DType wanted = c.float32_output ? DType::f32 : DType::bf16;
+      EXPECT_TRUE(actual.dtype() == wanted || c.op == Op::Argmax || c.op == Op::Cast)
           << c.name << ": a bfloat16 input gave a " << dtype_name(actual.dtype()) << " output";
       actual = kernels::cast(actual, DType::f32);
     }
