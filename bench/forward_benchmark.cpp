@@ -31,7 +31,9 @@ namespace {
 
 // The classes the issue asks time for.
 const char* op_class(const std::string& label) {
-  if (label == "conv3d_dense" || label == "conv_transpose3d" || label == "linear") return "dense_convs_and_linear";
+  if (label.rfind("conv3d_dense", 0) == 0 || label == "conv_transpose3d" || label.rfind("linear", 0) == 0) {
+    return "dense_convs_and_linear";
+  }
   if (label == "conv3d_depthwise" || label == "deform_dwconv3d") return "depthwise_and_deformable";
   if (label == "selective_scan" || label == "causal_conv1d") return "scans";
   if (label == "layer_norm" || label == "instance_norm") return "norms";

@@ -18,7 +18,8 @@ std::map<std::string, OpTime> g_profile;
 // Times one op call when profiling is on (waiting for the device at both ends).
 class OpTimer {
  public:
-  OpTimer(const char* label, const Tensor& x) : label_(label), device_(x.defined() ? x.device() : Device::cpu()) {
+  OpTimer(std::string label, const Tensor& x)
+      : label_(std::move(label)), device_(x.defined() ? x.device() : Device::cpu()) {
     if (!g_profiling) return;
     synchronize(device_);
     start_ = std::chrono::steady_clock::now();
@@ -32,7 +33,7 @@ class OpTimer {
   }
 
  private:
-  const char* label_;
+  std::string label_;
   Device device_;
   std::chrono::steady_clock::time_point start_;
 };
@@ -75,7 +76,15 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   // Profiled in two classes: dense convs run on tensor cores, depthwise ones on CUDA cores.
   const bool depthwise = x.rank() == 5 && params.groups == x.dim(4) && weight.rank() == 3 && weight.dim(1) == 1 &&
                          weight.dim(2) == params.groups;
-  const OpTimer timer(depthwise ? "conv3d_depthwise" : "conv3d_dense", x);
+  // Dense convs are also timed per shape (kernel, channels, output size): they are few and
+  // each is a different problem for cuDNN.
+  std::string label = depthwise ? "conv3d_depthwise" : "conv3d_dense";
+  if (g_profiling && !depthwise && x.rank() == 5 && weight.rank() == 3) {
+    label += " k" + std::to_string(params.kernel) + "s" + std::to_string(params.stride) + " " +
+             std::to_string(x.dim(4)) + "->" + std::to_string(weight.dim(2)) + " @" +
+             std::to_string(conv_output_size(x.dim(1), params));
+  }
+  const OpTimer timer(label, x);
 #ifdef VOXMAMBA_HAVE_CUDA
   return on_gpu(Op::Conv3d, x) ? cuda::conv3d(x, weight, bias, params) : cpu::conv3d(x, weight, bias, params);
 #else
@@ -104,7 +113,16 @@ Tensor leaky_relu(const Tensor& x, float slope) {
 }
 Tensor softplus(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Softplus, x, softplus, x); }
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
-  return VOXMAMBA_DISPATCH(Op::Linear, x, linear, x, weight, bias, output);
+  // Profiled in three widths: narrow outputs (the Mamba blocks' dt, B, C projections), wide
+  // ones of at least 4x the input (the deformable offset heads' 3 K^3), and the rest.
+  const std::int64_t in = weight.rank() == 2 ? weight.dim(0) : 0, out = weight.rank() == 2 ? weight.dim(1) : 0;
+  const OpTimer timer(out < 32 ? "linear_narrow" : (out >= 4 * in ? "linear_wide" : "linear"), x);
+#ifdef VOXMAMBA_HAVE_CUDA
+  return on_gpu(Op::Linear, x) ? cuda::linear(x, weight, bias, output) : cpu::linear(x, weight, bias, output);
+#else
+  on_gpu(Op::Linear, x);
+  return cpu::linear(x, weight, bias, output);
+#endif
 }
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
   return VOXMAMBA_DISPATCH(Op::ReorderTokens, x, reorder_tokens, x, order, volume);
