@@ -159,7 +159,7 @@ EOF
   rm -f "$seg" "$stats"
   local mem_before=null
   if [[ $device == cuda* ]] && command -v nvidia-smi >/dev/null; then
-    mem_before=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 | head -1)
+    mem_before=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 | head -1 || true)
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 -lms 200 >"$tmp/mem.txt" 2>/dev/null &
     sampler=$!
   fi
@@ -191,8 +191,8 @@ EOF
   # Progress bar "N/N passes" and summary "NAME: OUTPUT (S s, N passes)" from the tool.
   local gpu_name=null driver=null
   if [[ $device == cuda* ]] && command -v nvidia-smi >/dev/null; then
-    gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 | head -1)
-    driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader -i 0 | head -1)
+    gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 | head -1 || true)
+    driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader -i 0 | head -1 || true)
   fi
   BENCH_TXT=$tmp/segment.txt BENCH_MEM=$tmp/mem.txt BENCH_INFO=$bundle/build_info.txt \
     "$python" - "$size" "$config" "$patch" "$tta_json" "$seconds" "$warmup_seconds" "$device" \
@@ -222,9 +222,9 @@ result = {
     "tta": tta == "true", "precision": precision, "extra_args": extra,
     "seconds": float(seconds), "tool_seconds": float(summary[-1][0]) if summary else None, "passes": passes,
     "warmup_seconds": None if warmup == "null" else float(warmup),
-    "device": gpu if device.startswith("cuda") and gpu != "null" else device,
+    "device": gpu if device.startswith("cuda") and gpu not in ("null", "") else device,
     "driver": None if driver == "null" else driver,
-    "gpu_mem_before_mib": None if mem_before == "null" else int(mem_before),
+    "gpu_mem_before_mib": int(mem_before) if mem_before.isdigit() else None,
     "gpu_mem_peak_mib": max(mem) if mem else None, "cpu": cpu, "build": binary,
 }
 print(json.dumps(result))
