@@ -84,7 +84,7 @@ Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const
 }
 
 void check_deform_args(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
-                       int kernel, int dilation) {
+                       int kernel, int dilation, const Tensor& offset_bias) {
   const char* op = "deform_dwconv3d";
   check_rank(x, 5, op, "input");
   check_rank(offsets, 5, op, "offsets");
@@ -99,6 +99,7 @@ void check_deform_args(const Tensor& x, const Tensor& offsets, const Tensor& wei
     fail(op, "weight " + shape_string(weight.shape()) + " does not fit kernel and channels");
   }
   check_vector(bias, x.dim(4), op, "bias");
+  check_vector(offset_bias, 3 * taps, op, "offset bias");
 }
 
 Shape linear_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias) {

@@ -16,7 +16,7 @@ void check_norm_epilogue(const Tensor& x, const NormEpilogue& epilogue);  // the
 Shape conv3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p);
 Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias);
 void check_deform_args(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
-                       int kernel, int dilation);
+                       int kernel, int dilation, const Tensor& offset_bias);
 Shape linear_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias);
 void check_sequence(const Tensor& x, const VolumeShape& volume, const char* op);
 void check_causal_conv1d_args(const Tensor& x, const Tensor& weight, const Tensor& bias,

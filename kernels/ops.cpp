@@ -96,8 +96,9 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
   return VOXMAMBA_DISPATCH(Op::ConvTranspose3d, x, conv_transpose3d_k2s2, x, weight, bias);
 }
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
-                       int kernel, int dilation) {
-  return VOXMAMBA_DISPATCH(Op::DeformDepthwiseConv3d, x, deform_dwconv3d, x, offsets, weight, bias, kernel, dilation);
+                       int kernel, int dilation, const Tensor& offset_bias) {
+  return VOXMAMBA_DISPATCH(Op::DeformDepthwiseConv3d, x, deform_dwconv3d, x, offsets, weight, bias, kernel, dilation,
+                           offset_bias);
 }
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
   return VOXMAMBA_DISPATCH(Op::LayerNorm, x, layer_norm, x, gamma, beta, eps);

@@ -21,8 +21,9 @@ DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int
 Tensor DepthwiseConv::forward(const Tensor& u) const {
   const std::int64_t channels = u.dim(4);
   if (deformable) {
-    const Tensor offsets = offset_pw.forward(offset_dw.forward(u));
-    return kernels::deform_dwconv3d(u, offsets, weight, bias, kernel, dilation);
+    // The offset head's bias is added inside the deformable conv (see ops.h).
+    const Tensor offsets = kernels::linear(offset_dw.forward(u), offset_pw.weight, Tensor());
+    return kernels::deform_dwconv3d(u, offsets, weight, bias, kernel, dilation, offset_pw.bias);
   }
   const kernels::ConvParams params{kernel, 1, dilation * (kernel - 1) / 2, dilation, static_cast<int>(channels)};
   return kernels::conv3d(u, weight.reshape({weight.dim(0), 1, channels}), bias, params);

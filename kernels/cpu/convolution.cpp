@@ -190,8 +190,10 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
 }
 
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
-                       int kernel, int dilation) {
-  check_deform_args(x, offsets, weight, bias, kernel, dilation);
+                       int kernel, int dilation, const Tensor& offset_bias) {
+  check_deform_args(x, offsets, weight, bias, kernel, dilation, offset_bias);
+  check_f32_cpu(offset_bias, "deform_dwconv3d", "offset bias");
+  const float* shift = offset_bias.defined() ? offset_bias.data<float>() : nullptr;
   Tensor y = Tensor::empty(x.shape());
   const Volume5 v(x.shape());
   const std::int64_t taps = static_cast<std::int64_t>(kernel) * kernel * kernel, C = v.C;
@@ -212,9 +214,13 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
         for (int kh = 0; kh < kernel; ++kh)
           for (int kw = 0; kw < kernel; ++kw) {
             const std::int64_t k = (kd * kernel + kh) * kernel + kw;
-            const float z = static_cast<float>(d + dilation * (kd - half)) + delta[3 * k + 0];
-            const float yy = static_cast<float>(h + dilation * (kh - half)) + delta[3 * k + 1];
-            const float xx = static_cast<float>(w + dilation * (kw - half)) + delta[3 * k + 2];
+            // The offset bias is added to the offset first, as the offset head's GEMM would.
+            const float dz = delta[3 * k + 0] + (shift ? shift[3 * k + 0] : 0.0f);
+            const float dy = delta[3 * k + 1] + (shift ? shift[3 * k + 1] : 0.0f);
+            const float dx = delta[3 * k + 2] + (shift ? shift[3 * k + 2] : 0.0f);
+            const float z = static_cast<float>(d + dilation * (kd - half)) + dz;
+            const float yy = static_cast<float>(h + dilation * (kh - half)) + dy;
+            const float xx = static_cast<float>(w + dilation * (kw - half)) + dx;
             accumulate_trilinear(xd, v, n, z, yy, xx, wd + k * C, acc, scratch.data());
           }
     }

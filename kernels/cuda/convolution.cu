@@ -7,6 +7,7 @@
 //   weights, shared by all channels: network.md) is computed once per vector;
 // - the k2 s2 transposed conv: one GEMM and a scatter.
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -116,7 +117,8 @@ template <int V> __device__ __forceinline__ void load_weights(const float* w, fl
 template <typename T, int V>
 __global__ void __launch_bounds__(256) deform_kernel(const T* __restrict__ x, const T* __restrict__ offsets,
                                                      const float* __restrict__ weight, const float* __restrict__ bias,
-                                                     T* __restrict__ y, DeformGeometry g) {
+                                                     const float* __restrict__ offset_bias, T* __restrict__ y,
+                                                     DeformGeometry g) {
   const int vectors = g.C / V, taps = g.kernel * g.kernel * g.kernel, half = (g.kernel - 1) / 2;
   const std::int64_t sample = static_cast<std::int64_t>(g.D) * g.H * g.W;
   const std::int64_t total = g.N * sample * vectors;
@@ -134,9 +136,11 @@ __global__ void __launch_bounds__(256) deform_kernel(const T* __restrict__ x, co
     int kd = 0, kh = 0, kw = 0;
 #pragma unroll 2
     for (int k = 0; k < taps; ++k) {
-      const float z = static_cast<float>(d + g.dilation * (kd - half)) + to_f32(delta[3 * k]);
-      const float yy = static_cast<float>(h + g.dilation * (kh - half)) + to_f32(delta[3 * k + 1]);
-      const float xx = static_cast<float>(w + g.dilation * (kw - half)) + to_f32(delta[3 * k + 2]);
+      float dz = to_f32(delta[3 * k]), dy = to_f32(delta[3 * k + 1]), dx = to_f32(delta[3 * k + 2]);
+      if (offset_bias) dz += offset_bias[3 * k], dy += offset_bias[3 * k + 1], dx += offset_bias[3 * k + 2];
+      const float z = static_cast<float>(d + g.dilation * (kd - half)) + dz;
+      const float yy = static_cast<float>(h + g.dilation * (kh - half)) + dy;
+      const float xx = static_cast<float>(w + g.dilation * (kw - half)) + dx;
       if (++kw == g.kernel) kw = 0, kh += 1;
       if (kh == g.kernel) kh = 0, kd += 1;
       // Clamped to [-2, size + 1], where every neighbour is already outside, so that wild
@@ -283,8 +287,9 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
 }
 
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
-                       int kernel, int dilation) {
-  check_deform_args(x, offsets, weight, bias, kernel, dilation);
+                       int kernel, int dilation, const Tensor& offset_bias) {
+  check_deform_args(x, offsets, weight, bias, kernel, dilation, offset_bias);
+  require_cuda_f32(offset_bias, "deform_dwconv3d", "offset bias");
   require_cuda_float(x, "deform_dwconv3d", "input");
   require_cuda_float(offsets, "deform_dwconv3d", "offsets");
   require_same_dtype(x, offsets, "deform_dwconv3d", "offsets");
@@ -299,14 +304,19 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
                          static_cast<int>(x.dim(4)), kernel, dilation};
   with_float_type(x.dtype(), "deform_dwconv3d", [&](auto tag) {
     using T = decltype(tag);
-    const int width = vector_width<T>(g.C);
-    const std::int64_t work = y.numel() / width;
-    if (width == 1) {
-      deform_kernel<T, 1><<<blocks_for(work), kThreads>>>(ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias),
-                                                          mutable_ptr_as<T>(y), g);
+    // Wider vectors amortise each tap's geometry (offsets, corners, weights) over more
+    // channels: 16 bfloat16 channels (two 16-byte loads per corner) where C allows.
+    const auto launch = [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      deform_kernel<T, V><<<blocks_for(y.numel() / V), kThreads>>>(ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight),
+                                                                   ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y), g);
+    };
+    if (std::is_same_v<T, bf16> && g.C % 16 == 0) {
+      launch(std::integral_constant<int, 16>{});
+    } else if (vector_width<T>(g.C) > 1) {
+      launch(std::integral_constant<int, 16 / sizeof(T)>{});
     } else {
-      deform_kernel<T, 16 / sizeof(T)><<<blocks_for(work), kThreads>>>(ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight),
-                                                                       ptr(bias), mutable_ptr_as<T>(y), g);
+      launch(std::integral_constant<int, 1>{});
     }
   });
   check_launch("deform_dwconv3d");

@@ -69,23 +69,31 @@ template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) { return __f
 template <typename T, int V> struct Vec {
   float v[V];
   __device__ __forceinline__ void load(const T* p) {
-    if constexpr (sizeof(T) * V == 16) {
-      const uint4 raw = *reinterpret_cast<const uint4*>(p);
-      const T* parts = reinterpret_cast<const T*>(&raw);
+    if constexpr ((sizeof(T) * V) % 16 == 0) {
+      constexpr int kPerLoad = 16 / sizeof(T);
 #pragma unroll
-      for (int k = 0; k < V; ++k) v[k] = to_f32(parts[k]);
+      for (int q = 0; q < V / kPerLoad; ++q) {
+        const uint4 raw = reinterpret_cast<const uint4*>(p)[q];
+        const T* parts = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+        for (int k = 0; k < kPerLoad; ++k) v[q * kPerLoad + k] = to_f32(parts[k]);
+      }
     } else {
 #pragma unroll
       for (int k = 0; k < V; ++k) v[k] = to_f32(p[k]);
     }
   }
   __device__ __forceinline__ void store(T* p) const {
-    if constexpr (sizeof(T) * V == 16) {
-      uint4 raw;
-      T* parts = reinterpret_cast<T*>(&raw);
+    if constexpr ((sizeof(T) * V) % 16 == 0) {
+      constexpr int kPerLoad = 16 / sizeof(T);
 #pragma unroll
-      for (int k = 0; k < V; ++k) parts[k] = from_f32<T>(v[k]);
-      *reinterpret_cast<uint4*>(p) = raw;
+      for (int q = 0; q < V / kPerLoad; ++q) {
+        uint4 raw;
+        T* parts = reinterpret_cast<T*>(&raw);
+#pragma unroll
+        for (int k = 0; k < kPerLoad; ++k) parts[k] = from_f32<T>(v[q * kPerLoad + k]);
+        reinterpret_cast<uint4*>(p)[q] = raw;
+      }
     } else {
 #pragma unroll
       for (int k = 0; k < V; ++k) p[k] = from_f32<T>(v[k]);

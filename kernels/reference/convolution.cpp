@@ -93,8 +93,8 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
 }
 
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
-                       int kernel, int dilation) {
-  check_deform_args(x, offsets, weight, bias, kernel, dilation);
+                       int kernel, int dilation, const Tensor& offset_bias) {
+  check_deform_args(x, offsets, weight, bias, kernel, dilation, offset_bias);
   Tensor y = Tensor::empty(x.shape());
   const Layout5 L = layout_of(x), LO = layout_of(offsets);
   const int half = (kernel - 1) / 2;
@@ -113,9 +113,11 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
                 for (int kw = 0; kw < kernel; ++kw) {
                   const std::int64_t k = (kd * kernel + kh) * kernel + kw;
                   const float* delta = od + LO.at(n, d, h, w, 3 * k);
-                  const double z = d + dilation * (kd - half) + static_cast<double>(delta[0]);
-                  const double yy = h + dilation * (kh - half) + static_cast<double>(delta[1]);
-                  const double xx = w + dilation * (kw - half) + static_cast<double>(delta[2]);
+                  double shift[3] = {delta[0], delta[1], delta[2]};
+                  for (int a = 0; a < 3 && offset_bias.defined(); ++a) shift[a] += offset_bias.data<float>()[3 * k + a];
+                  const double z = d + dilation * (kd - half) + shift[0];
+                  const double yy = h + dilation * (kh - half) + shift[1];
+                  const double xx = w + dilation * (kw - half) + shift[2];
                   sum += wd[k * L.C + c] * trilinear(xd, L, n, c, z, yy, xx);
                 }
             yd[L.at(n, d, h, w, c)] = static_cast<float>(sum);

@@ -84,5 +84,21 @@ TEST(DeformConv, FractionalOffsetInterpolatesBetweenNeighbours) {
   EXPECT_FLOAT_EQ(y.data<float>()[2], 6.0f);
 }
 
+TEST(DeformConv, OffsetBiasEqualsAddingItToEveryVoxelsOffsets) {
+  // ops.h: the offset head's bias, passed separately, shifts every voxel's offsets.
+  const Shape shape{1, 4, 5, 6, 8};
+  const int kernel = 3, taps = 27;
+  const Tensor x = random_tensor(shape, 1);
+  const Tensor offsets = random_tensor({1, 4, 5, 6, 3 * taps}, 2, -1.5f, 1.5f);
+  const Tensor shift = random_tensor({3 * taps}, 3, -1.0f, 1.0f);
+  const Tensor w = random_tensor({taps, 8}, 4), b = random_tensor({8}, 5);
+  Tensor shifted = offsets.clone();
+  for (std::int64_t i = 0; i < shifted.numel(); ++i) shifted.data<float>()[i] += shift.data<float>()[i % (3 * taps)];
+  const Tensor expected = reference::deform_dwconv3d(x, shifted, w, b, kernel, 2);
+  EXPECT_TRUE(close(reference::deform_dwconv3d(x, offsets, w, b, kernel, 2, shift), expected, 1e-6));
+  EXPECT_TRUE(close(deform_dwconv3d(x, offsets, w, b, kernel, 2, shift), expected, 1e-5));
+  EXPECT_THROW(deform_dwconv3d(x, offsets, w, b, kernel, 2, random_tensor({3 * taps - 1}, 6)), Error);
+}
+
 }  // namespace
 }  // namespace voxmamba::kernels

@@ -65,7 +65,8 @@ OpCase conv_case(const std::string& name, Shape x_shape, int cout, ConvParams p,
           }};
 }
 
-OpCase deform_case(const std::string& name, Shape x_shape, int kernel, int dilation, float offset_range) {
+OpCase deform_case(const std::string& name, Shape x_shape, int kernel, int dilation, float offset_range,
+                   bool offset_bias = false) {
   return {Op::DeformDepthwiseConv3d, name, [=](bool reference) {
             const std::int64_t taps = static_cast<std::int64_t>(kernel) * kernel * kernel;
             Shape offset_shape = x_shape;
@@ -74,7 +75,8 @@ OpCase deform_case(const std::string& name, Shape x_shape, int kernel, int dilat
             const Tensor offsets = input(offset_shape, 5, -offset_range, offset_range);
             const Tensor w = param({taps, x_shape[4]}, 6);
             const Tensor b = param({x_shape[4]}, 7);
-            return CALL(deform_dwconv3d, x, offsets, w, b, kernel, dilation);
+            const Tensor shift = offset_bias ? param({3 * taps}, 50, -offset_range, offset_range) : Tensor();
+            return CALL(deform_dwconv3d, x, offsets, w, b, kernel, dilation, shift);
           }};
 }
 
@@ -108,6 +110,9 @@ std::vector<OpCase> all_cases() {
   cases.push_back(deform_case("deform_k5", {1, 5, 4, 6, 4}, 5, 1, 2.5f));
   cases.push_back(deform_case("deform_k7_d3", {1, 6, 7, 5, 2}, 7, 3, 4.0f));
   cases.push_back(deform_case("deform_size1_axes", {1, 1, 1, 3, 5}, 3, 1, 1.0f));
+  cases.push_back(deform_case("deform_k3_offset_bias", {1, 4, 5, 6, 16}, 3, 2, 1.5f, true));
+  cases.push_back(deform_case("deform_k3_c24", {1, 3, 5, 4, 24}, 3, 1, 1.5f));
+  cases.push_back(deform_case("deform_k5_c32_offset_bias", {2, 5, 4, 6, 32}, 5, 1, 2.5f, true));
 
   cases.push_back({Op::LayerNorm, "layer_norm_c7", [](bool reference) {
                      return CALL(layer_norm, input({2, 3, 4, 5, 7}, 12, -3, 5), param({7}, 13),
