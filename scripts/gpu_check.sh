@@ -5,8 +5,11 @@
 # PyTorch baseline timed in the same run (tools/bench_twin.py). Header-only dependencies
 # and GoogleTest's sources travel in .deps/ (scripts/vendor_deps.sh) because that machine
 # has no Debian packages.
-# STAGES (environment) picks stages: "build tests parity bench twin" by default; TWIN_ARGS
-# adds arguments to bench_twin.py (e.g. --compile). Logs go to $OUT or /tmp/gpu-check.
+# STAGES (environment) picks stages: "build tests parity bench twin" by default, and also
+# "nsys" (per-kernel GPU times of three base 128^3 passes, when Nsight Systems is installed)
+# and "segment" (scripts/gpu_segment.sh: `voxmamba segment` on a 256^3 volume with TTA, from
+# the bundle scripts/gpu_bundle.sh made, carried in .gpu-bundle). TWIN_ARGS adds arguments
+# to bench_twin.py (e.g. --compile). Logs go to $OUT or /tmp/gpu-check.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu-check}
@@ -43,6 +46,20 @@ status=0
       set -- $run
       $bench --device cuda --precision "$1" --config "$2" --size "$3" --repeats 20 --profile 1 || status=1
     done
+  fi
+  if [[ $stages == *" nsys "* ]]; then
+    nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys 2>/dev/null | head -1 || true)
+    if [[ -n $nsys ]]; then
+      "$nsys" profile -o /tmp/voxmamba_forward --force-overwrite true --stats=false \
+        $bench --device cuda --precision bf16 --config base --size 128 --repeats 3 >/dev/null
+      "$nsys" stats --report cuda_gpu_kern_sum --format csv --output "$out/kernels" /tmp/voxmamba_forward.nsys-rep \
+        >/dev/null && head -40 "$out"/kernels*.csv
+    else
+      echo "nsys: Nsight Systems is not installed here; skipped"
+    fi
+  fi
+  if [[ $stages == *" segment "* ]]; then
+    OUT="$out" scripts/gpu_segment.sh --precision bf16 || status=1
   fi
   if [[ $stages == *" twin "* ]]; then
     $voxmamba init --config base --classes 3 --seed 1 -o /tmp/base_bench.h5 --force >/dev/null

@@ -73,34 +73,44 @@ template <int kStates, typename T> __device__ __forceinline__ void load_states(c
   }
 }
 
-// Walks chunk `c` of channel e of sample n from state h. Phase 1 (y null) returns the
-// chunk's total decay in `decay`; phase 3 (decay null) writes y. exp(dt A) is computed as
-// exp2(dt * A log2 e): one MUFU instruction instead of expf's range reduction.
-template <int kStates, typename T>
+// Walks chunk `c` of channel e of sample n from state h. The summary phase (kOutput false)
+// returns the chunk's total decay in `decay`; the output phase writes y. exp(dt A) is
+// computed as exp2(dt * A log2 e): one MUFU instruction instead of expf's range reduction.
+// The phase is a template parameter and the pointers are restrict-qualified locals, so the
+// compiler may issue the next tokens' loads (independent of h) while this token computes.
+template <int kStates, bool kOutput, typename T>
 __device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_t e, std::int64_t c, float* h,
-                           float* decay, T* y) {
+                           float* decay, T* __restrict__ y) {
   constexpr int kSlots = kStates > 0 ? kStates : kMaxStates;
   const std::int64_t S = kStates > 0 ? kStates : p.S;
+  const T* __restrict__ u = p.u;
+  const T* __restrict__ delta = p.delta;
+  const T* __restrict__ B = p.B;
+  const T* __restrict__ C = p.C;
   float a[kSlots], b[kSlots], cm[kSlots];
   for (std::int64_t s = 0; s < S; ++s) a[s] = p.A[e * S + s] * 1.4426950408889634f;
   const std::int64_t begin = c * p.chunk, end = min(p.L, begin + p.chunk);
   const float bias = p.delta_bias[e], skip = p.D[e];
+#pragma unroll 2
   for (std::int64_t i = begin; i < end; ++i) {
     const std::int64_t token = n * p.L + token_at(i, p.order, p.volume);
-    const float raw = to_f32(p.delta[token * p.E + e]) + bias;
+    const float raw = to_f32(delta[token * p.E + e]) + bias;
     const float dt = raw > 20.0f ? raw : log1pf(expf(raw));
-    const float x = to_f32(p.u[token * p.E + e]), dt_x = dt * x;
-    load_states<kStates, T>(p.B + token * S, b, S);
-    if (y) load_states<kStates, T>(p.C + token * S, cm, S);
+    const float x = to_f32(u[token * p.E + e]), dt_x = dt * x;
+    load_states<kStates, T>(B + token * S, b, S);
+    if constexpr (kOutput) load_states<kStates, T>(C + token * S, cm, S);
     float out = 0.0f;
 #pragma unroll
     for (std::int64_t s = 0; s < S; ++s) {
       const float decay_s = exp2f(dt * a[s]);
       h[s] = decay_s * h[s] + dt_x * b[s];
-      if (decay) decay[s] *= decay_s;
-      if (y) out += cm[s] * h[s];
+      if constexpr (kOutput) {
+        out += cm[s] * h[s];
+      } else {
+        decay[s] *= decay_s;
+      }
     }
-    if (y) y[token * p.E + e] = from_f32<T>(out + skip * x);
+    if constexpr (kOutput) y[token * p.E + e] = from_f32<T>(out + skip * x);
   }
 }
 
@@ -115,7 +125,7 @@ __global__ void scan_chunk_summary_kernel(ScanPointers<T> p, float* chunk_decay,
   if (e >= p.E || c >= p.chunks) return;
   float h[kStates > 0 ? kStates : kMaxStates], decay[kStates > 0 ? kStates : kMaxStates];
   for (std::int64_t s = 0; s < p.S; ++s) h[s] = 0.0f, decay[s] = 1.0f;
-  scan_chunk<kStates, T>(p, n, e, c, h, decay, static_cast<T*>(nullptr));
+  scan_chunk<kStates, false, T>(p, n, e, c, h, decay, nullptr);
   const std::int64_t base = ((n * p.chunks + c) * p.E + e) * p.S;
   for (std::int64_t s = 0; s < p.S; ++s) chunk_decay[base + s] = decay[s], chunk_state[base + s] = h[s];
 }
@@ -155,7 +165,7 @@ __global__ void scan_output_kernel(ScanPointers<T> p, const float* incoming, T* 
   float h[kStates > 0 ? kStates : kMaxStates];
   const std::int64_t base = ((n * p.chunks + c) * p.E + e) * p.S;
   for (std::int64_t s = 0; s < p.S; ++s) h[s] = incoming[base + s];
-  scan_chunk<kStates, T>(p, n, e, c, h, nullptr, y);
+  scan_chunk<kStates, true, T>(p, n, e, c, h, nullptr, y);
 }
 
 template <int kStates, typename T>
