@@ -53,6 +53,8 @@ __global__ void im2col_kernel(const T* x, T* columns, Geometry g, std::int64_t v
   }
 }
 
+constexpr std::int64_t kNarrowInputChannels = 4;  // up to here a direct kernel beats im2col
+
 template <typename T> __global__ void add_bias_kernel(T* y, const float* bias, std::int64_t total, std::int64_t c) {
   VOXMAMBA_GRID_STRIDE(i, total) { y[i] = from_f32<T>(to_f32(y[i]) + bias[i % c]); }
 }
@@ -86,6 +88,50 @@ __global__ void depthwise_kernel(const T* x, const float* weight, const float* b
       }
     }
     acc.store(y + i * V);
+  }
+}
+
+// Dense conv with few input channels (the stem and the first decoder conv read the
+// one-channel image): im2col would materialise K^3 columns per voxel for almost no
+// arithmetic, so a thread computes V output channels of one voxel directly, reading each
+// input value once for all of them. Weights [K^3, Cin, Cout] (C_out a multiple of V).
+template <typename T, int V>
+__global__ void __launch_bounds__(256) narrow_input_conv_kernel(const T* __restrict__ x, const T* __restrict__ weight,
+                                                                const float* __restrict__ bias, T* __restrict__ y,
+                                                                Geometry g) {
+  const std::int64_t vectors = g.Co / V, total = g.N * g.Do * g.Ho * g.Wo * vectors;
+  VOXMAMBA_GRID_STRIDE(i, total) {
+    const std::int64_t o0 = (i % vectors) * V, v = i / vectors;
+    const std::int64_t ow = v % g.Wo, oh = (v / g.Wo) % g.Ho, od = (v / (g.Wo * g.Ho)) % g.Do,
+                       n = v / (g.Wo * g.Ho * g.Do);
+    float acc[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) acc[k] = bias ? bias[o0 + k] : 0.0f;
+    for (int kd = 0; kd < g.kernel; ++kd) {
+      const std::int64_t d = od * g.stride - g.padding + kd * g.dilation;
+      if (d < 0 || d >= g.D) continue;
+      for (int kh = 0; kh < g.kernel; ++kh) {
+        const std::int64_t h = oh * g.stride - g.padding + kh * g.dilation;
+        if (h < 0 || h >= g.H) continue;
+        for (int kw = 0; kw < g.kernel; ++kw) {
+          const std::int64_t w = ow * g.stride - g.padding + kw * g.dilation;
+          if (w < 0 || w >= g.W) continue;
+          const T* in = x + (((n * g.D + d) * g.H + h) * g.W + w) * g.C;
+          const T* tap = weight + ((kd * g.kernel + kh) * g.kernel + kw) * g.C * g.Co + o0;
+          for (std::int64_t ci = 0; ci < g.C; ++ci) {
+            const float value = to_f32(in[ci]);
+            Vec<T, V> wv;
+            wv.load(tap + ci * g.Co);
+#pragma unroll
+            for (int k = 0; k < V; ++k) acc[k] += value * wv.v[k];
+          }
+        }
+      }
+    }
+    Vec<T, V> out;
+#pragma unroll
+    for (int k = 0; k < V; ++k) out.v[k] = acc[k];
+    out.store(y + i * V);
   }
 }
 
@@ -245,8 +291,19 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       check_launch("conv3d depthwise");
       return;
     }
-    // cuDNN's tensor-core kernels want channel counts in multiples of 8; the stem and the
-    // first decoder conv (one input channel) stay on im2col, where they are cheap anyway.
+    if (p.groups == 1 && g.C <= kNarrowInputChannels) {
+      const int width = vector_width<T>(g.Co);
+      if (width > 1) {
+        narrow_input_conv_kernel<T, 16 / sizeof(T)><<<blocks_for(y.numel() / width), kThreads>>>(
+            ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+      } else {
+        narrow_input_conv_kernel<T, 1>
+            <<<blocks_for(y.numel()), kThreads>>>(ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+      }
+      check_launch("conv3d narrow input");
+      return;
+    }
+    // cuDNN's tensor-core kernels want channel counts in multiples of 8.
     const bool try_cudnn = std::is_same_v<T, bf16> && (g.C / p.groups) % 8 == 0 && (g.Co / p.groups) % 8 == 0;
     if (try_cudnn && cudnn_conv3d(x, weight, y, p)) {
       if (bias.defined()) {

@@ -94,6 +94,9 @@ std::vector<OpCase> all_cases() {
   cases.push_back(conv_case("k3_stride2_nopad_odd", {1, 7, 5, 9, 2}, 3, {3, 2, 0, 1, 1}, true));
   cases.push_back(conv_case("grouped_2", {1, 5, 4, 3, 4}, 6, {3, 1, 1, 1, 2}, true));
   cases.push_back(conv_case("pointwise", {2, 3, 4, 5, 6}, 7, {1, 1, 0, 1, 1}, true));
+  // One input channel into vectors of output channels (the direct narrow-input kernel).
+  cases.push_back(conv_case("narrow_input_k3_c16", {1, 6, 5, 7, 1}, 16, {3, 1, 1, 1, 1}, false));
+  cases.push_back(conv_case("narrow_input_k7_s2_c8", {2, 9, 6, 8, 2}, 8, {7, 2, 3, 1, 1}, true));
   cases.push_back(conv_case("depthwise_k5_p2", {2, 6, 5, 7, 5}, 5, {5, 1, 2, 1, 5}, true));
   cases.push_back(conv_case("depthwise_k7_d3_p9", {1, 9, 10, 11, 3}, 3, {7, 1, 9, 3, 3}, true));
   cases.push_back(conv_case("depthwise_size1_axis", {1, 1, 4, 5, 3}, 3, {3, 1, 1, 1, 3}, true));
