@@ -11,7 +11,7 @@ namespace voxmamba::models {
 struct MambaBranch {  // one orientation
   kernels::TokenOrder order = kernels::TokenOrder::Forward;
   Tensor conv_weight, conv_bias;      // [d_conv, E], [E]
-  LinearLayer x_to_dt, x_to_B, x_to_C;  // x_proj split into its [dt_in | B | C] rows
+  LinearLayer x_to_dt, x_to_B, x_to_C;  // x_proj split into its [dt_in | B | C] rows; dt_in zero-padded to 8k
   LinearLayer dt_proj;                // R -> E without bias; the bias goes into the scan
   Tensor dt_bias, A, D;               // [E], [E, S] = -exp(A_log), [E]
 };
