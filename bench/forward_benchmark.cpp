@@ -122,8 +122,9 @@ int main(int argc, char** argv) {
     std::printf("], \"median_ms\": %.2f, \"min_ms\": %.2f, \"gflop\": %.2f, \"tflop_per_s\": %.2f", median, sorted[0],
                 flops / 1e9, flops / 1e12 / (median / 1e3));
     if (!device.is_cpu()) {
-      std::printf(", \"peak_gpu_memory_gib\": %.3f",
-                  static_cast<double>(kernels::cuda_peak_memory_bytes()) / (1 << 30));
+      std::printf(", \"peak_gpu_memory_gib\": %.3f, \"libraries\": \"%s\"",
+                  static_cast<double>(kernels::cuda_peak_memory_bytes()) / (1 << 30),
+                  kernels::gpu_library_versions().c_str());
     }
     if (profile) {
       kernels::reset_op_profile();

@@ -2,6 +2,7 @@
 // Which compute backends this build has, and whether their devices are present.
 #include <cstddef>
 #include <functional>
+#include <string>
 
 #include "core/device.h"
 
@@ -14,6 +15,8 @@ void synchronize(const Device& device);
 // Peak bytes of GPU memory held by tensors since start (the caching allocator's high-water
 // mark, cache excluded); 0 without CUDA.
 std::size_t cuda_peak_memory_bytes();
+// "cuda X.Y, cudnn N" for the libraries this process loaded (benchmark records); "" without CUDA.
+std::string gpu_library_versions();
 // Restarts the high-water mark from what is held now (e.g. after a warm-up pass).
 void reset_cuda_peak_memory();
 // Milliseconds that `work` takes on `device`: CUDA events around it on a GPU (queued work

@@ -10,6 +10,7 @@ int cuda_device_count() { return 0; }
 void synchronize(const Device&) {}
 std::size_t cuda_peak_memory_bytes() { return 0; }
 void reset_cuda_peak_memory() {}
+std::string gpu_library_versions() { return ""; }
 double elapsed_ms(const Device&, const std::function<void()>& work) {
   const auto start = std::chrono::steady_clock::now();
   work();

@@ -14,6 +14,7 @@
 #include "core/memory.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cudnn_conv.cuh"
 
 namespace voxmamba::kernels {
 namespace cuda {
@@ -157,6 +158,13 @@ cuda::CachingCudaAllocator& allocator() {
 
 std::size_t cuda_peak_memory_bytes() { return allocator().peak_bytes(); }
 void reset_cuda_peak_memory() { allocator().reset_peak(); }
+
+std::string gpu_library_versions() {
+  int runtime = 0;
+  cudaRuntimeGetVersion(&runtime);
+  return "cuda " + std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10) + ", cudnn " +
+         std::to_string(cuda::cudnn_version());
+}
 
 double elapsed_ms(const Device& device, const std::function<void()>& work) {
   if (device.is_cpu()) {

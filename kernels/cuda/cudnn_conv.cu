@@ -100,6 +100,7 @@ Plan make_plan(const Tensor& x, const Tensor& filter, Tensor& y, const ConvParam
 }  // namespace
 
 bool cudnn_available() { return true; }
+int cudnn_version() { return static_cast<int>(cudnnGetVersion()); }
 
 bool cudnn_conv3d(const Tensor& x, const Tensor& weight, Tensor& y, const ConvParams& p) {
   static std::mutex mutex;
@@ -137,6 +138,7 @@ bool cudnn_conv3d(const Tensor& x, const Tensor& weight, Tensor& y, const ConvPa
 
 namespace voxmamba::kernels::cuda {
 bool cudnn_available() { return false; }
+int cudnn_version() { return 0; }
 bool cudnn_conv3d(const Tensor&, const Tensor&, Tensor&, const ConvParams&) { return false; }
 }  // namespace voxmamba::kernels::cuda
 

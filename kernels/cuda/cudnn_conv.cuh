@@ -6,8 +6,9 @@
 
 namespace voxmamba::kernels::cuda {
 
-// Whether this build links cuDNN.
+// Whether this build links cuDNN, and the version of the library loaded (0 without).
 bool cudnn_available();
+int cudnn_version();
 // y = conv3d(x, weight) without bias, weight in ops.h's packed layout [K^3, Cin/g, Cout].
 // Returns false, leaving y untouched, when cuDNN is absent or has no kernel for the shape.
 bool cudnn_conv3d(const Tensor& x, const Tensor& weight, Tensor& y, const ConvParams& params);
