@@ -107,21 +107,27 @@ __global__ void __launch_bounds__(256) narrow_input_conv_kernel(const T* __restr
     float acc[V];
 #pragma unroll
     for (int k = 0; k < V; ++k) acc[k] = bias ? bias[o0 + k] : 0.0f;
+    // 32-bit offsets within the sample (the caller checks its size).
+    const T* sample = x + n * g.D * g.H * g.W * g.C;
+    const int cin = static_cast<int>(g.C), cout = static_cast<int>(g.Co), H = static_cast<int>(g.H),
+              W = static_cast<int>(g.W), D = static_cast<int>(g.D);
+    const int d0 = static_cast<int>(od) * g.stride - g.padding, h0 = static_cast<int>(oh) * g.stride - g.padding,
+              w0 = static_cast<int>(ow) * g.stride - g.padding;
     for (int kd = 0; kd < g.kernel; ++kd) {
-      const std::int64_t d = od * g.stride - g.padding + kd * g.dilation;
-      if (d < 0 || d >= g.D) continue;
+      const int d = d0 + kd * g.dilation;
+      if (d < 0 || d >= D) continue;
       for (int kh = 0; kh < g.kernel; ++kh) {
-        const std::int64_t h = oh * g.stride - g.padding + kh * g.dilation;
-        if (h < 0 || h >= g.H) continue;
+        const int h = h0 + kh * g.dilation;
+        if (h < 0 || h >= H) continue;
         for (int kw = 0; kw < g.kernel; ++kw) {
-          const std::int64_t w = ow * g.stride - g.padding + kw * g.dilation;
-          if (w < 0 || w >= g.W) continue;
-          const T* in = x + (((n * g.D + d) * g.H + h) * g.W + w) * g.C;
-          const T* tap = weight + ((kd * g.kernel + kh) * g.kernel + kw) * g.C * g.Co + o0;
-          for (std::int64_t ci = 0; ci < g.C; ++ci) {
+          const int w = w0 + kw * g.dilation;
+          if (w < 0 || w >= W) continue;
+          const T* in = sample + ((d * H + h) * W + w) * cin;
+          const T* tap = weight + ((kd * g.kernel + kh) * g.kernel + kw) * cin * cout + o0;
+          for (int ci = 0; ci < cin; ++ci) {
             const float value = to_f32(in[ci]);
             Vec<T, V> wv;
-            wv.load(tap + ci * g.Co);
+            wv.load(tap + ci * cout);
 #pragma unroll
             for (int k = 0; k < V; ++k) acc[k] += value * wv.v[k];
           }
@@ -134,6 +140,8 @@ __global__ void __launch_bounds__(256) narrow_input_conv_kernel(const T* __restr
     out.store(y + i * V);
   }
 }
+
+constexpr int kDeformTile = 4;
 
 struct DeformGeometry {
   std::int64_t N;
@@ -167,13 +175,27 @@ __global__ void __launch_bounds__(256) deform_kernel(const T* __restrict__ x, co
                                                      DeformGeometry g) {
   const int vectors = g.C / V, taps = g.kernel * g.kernel * g.kernel, half = (g.kernel - 1) / 2;
   const std::int64_t sample = static_cast<std::int64_t>(g.D) * g.H * g.W;
-  const std::int64_t total = g.N * sample * vectors;
   const int stride_d = g.H * g.W * g.C, stride_h = g.W * g.C;
+  // Threads cover cubes of kDeformTile^3 voxels (channel vectors fastest), so that for each
+  // tap a warp's samples fall in a compact block of rows that L1 serves to neighbouring
+  // voxels; along a row of voxels every voxel would touch its own four rows per tap.
+  const int tiles_w = (g.W + kDeformTile - 1) / kDeformTile, tiles_h = (g.H + kDeformTile - 1) / kDeformTile,
+            tiles_d = (g.D + kDeformTile - 1) / kDeformTile;
+  constexpr int kTileVoxels = kDeformTile * kDeformTile * kDeformTile;
+  const std::int64_t total = g.N * tiles_d * tiles_h * tiles_w * kTileVoxels * vectors;
   VOXMAMBA_GRID_STRIDE(i, total) {
     const int c0 = static_cast<int>(i % vectors) * V;
-    const std::int64_t p = i / vectors;
-    const int v = static_cast<int>(p % sample);
-    const int w = v % g.W, h = (v / g.W) % g.H, d = v / (g.W * g.H);
+    const std::int64_t t = i / vectors;
+    const int local = static_cast<int>(t % kTileVoxels);
+    const std::int64_t tile = t / kTileVoxels;
+    const int w = static_cast<int>(tile % tiles_w) * kDeformTile + local % kDeformTile;
+    const int h = static_cast<int>(tile / tiles_w % tiles_h) * kDeformTile + local / kDeformTile % kDeformTile;
+    const int d = static_cast<int>(tile / (static_cast<std::int64_t>(tiles_w) * tiles_h) % tiles_d) * kDeformTile +
+                  local / (kDeformTile * kDeformTile);
+    if (w >= g.W || h >= g.H || d >= g.D) continue;
+    const std::int64_t n = tile / (static_cast<std::int64_t>(tiles_w) * tiles_h * tiles_d);
+    const int v = (d * g.H + h) * g.W + w;
+    const std::int64_t p = n * sample + v;
     const T* delta = offsets + p * 3 * taps;
     const T* xn = x + (p - v) * g.C + c0;
     Vec<T, V> acc;
@@ -225,7 +247,7 @@ __global__ void __launch_bounds__(256) deform_kernel(const T* __restrict__ x, co
 #pragma unroll
       for (int c = 0; c < V; ++c) acc.v[c] += tap_weight[c] * sampled[c];
     }
-    acc.store(y + i * V);
+    acc.store(y + p * g.C + c0);
   }
 }
 
@@ -291,14 +313,19 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       check_launch("conv3d depthwise");
       return;
     }
-    if (p.groups == 1 && g.C <= kNarrowInputChannels) {
-      const int width = vector_width<T>(g.Co);
-      if (width > 1) {
-        narrow_input_conv_kernel<T, 16 / sizeof(T)><<<blocks_for(y.numel() / width), kThreads>>>(
+    if (p.groups == 1 && g.C <= kNarrowInputChannels && x.numel() / g.N < (std::int64_t(1) << 31)) {
+      // Wide vectors: each input value read once serves 16 output channels in bfloat16.
+      const auto launch = [&](auto width) {
+        constexpr int V = decltype(width)::value;
+        narrow_input_conv_kernel<T, V><<<blocks_for(y.numel() / V), kThreads>>>(
             ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+      };
+      if (std::is_same_v<T, bf16> && g.Co % 16 == 0) {
+        launch(std::integral_constant<int, 16>{});
+      } else if (vector_width<T>(g.Co) > 1) {
+        launch(std::integral_constant<int, 16 / sizeof(T)>{});
       } else {
-        narrow_input_conv_kernel<T, 1>
-            <<<blocks_for(y.numel()), kThreads>>>(ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+        launch(std::integral_constant<int, 1>{});
       }
       check_launch("conv3d narrow input");
       return;
@@ -365,7 +392,10 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     // channels: 16 bfloat16 channels (two 16-byte loads per corner) where C allows.
     const auto launch = [&](auto width) {
       constexpr int V = decltype(width)::value;
-      deform_kernel<T, V><<<blocks_for(y.numel() / V), kThreads>>>(ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight),
+      const auto tiles = [](std::int64_t size) { return (size + kDeformTile - 1) / kDeformTile; };
+      const std::int64_t work = g.N * tiles(g.D) * tiles(g.H) * tiles(g.W) * kDeformTile * kDeformTile * kDeformTile *
+                                (g.C / V);
+      deform_kernel<T, V><<<blocks_for(work), kThreads>>>(ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight),
                                                                    ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y), g);
     };
     if (std::is_same_v<T, bf16> && g.C % 16 == 0) {

@@ -13,14 +13,54 @@
 namespace voxmamba::kernels::cuda {
 namespace {
 
+// token_at in 32-bit arithmetic (the host checks that a sample's sequence is shorter than
+// 2^31 tokens): a 64-bit division costs dozens of instructions and the slice order needs
+// one per token.
+struct TokenIndex {
+  TokenOrder order;
+  int tokens, depth, plane;  // L, D, H*W
+  __device__ __forceinline__ int operator()(int i) const {
+    if (order == TokenOrder::Forward) return i;
+    if (order == TokenOrder::Backward) return tokens - 1 - i;
+    return (i % depth) * plane + i / depth;
+  }
+};
+
+TokenIndex token_index(TokenOrder order, const VolumeShape& volume) {
+  if (volume.tokens() >= (std::int64_t(1) << 31)) throw Error("sequence ops: a volume of 2^31 voxels or more");
+  return {order, static_cast<int>(volume.tokens()), static_cast<int>(volume.depth),
+          static_cast<int>(volume.height * volume.width)};
+}
+
+// Walks an orientation's sequence from position `begin`, one token per step, without
+// divisions: the slice order steps a plane at a time and wraps to the next (h, w) column.
+struct TokenWalker {
+  TokenIndex index;
+  int token, d, column;
+  __device__ __forceinline__ TokenWalker(const TokenIndex& idx, int begin)
+      : index(idx), token(idx(begin)), d(begin % idx.depth), column(begin / idx.depth) {}
+  __device__ __forceinline__ void step() {
+    if (index.order == TokenOrder::Forward) {
+      ++token;
+    } else if (index.order == TokenOrder::Backward) {
+      --token;
+    } else if (++d == index.depth) {
+      d = 0;
+      token = ++column;
+    } else {
+      token += index.plane;
+    }
+  }
+};
+
 template <typename T>
-__global__ void permute_kernel(const T* x, T* y, std::int64_t N, std::int64_t L, std::int64_t F,
-                               TokenOrder order, VolumeShape volume, bool restore) {
+__global__ void permute_kernel(const T* x, T* y, std::int64_t N, std::int64_t L, std::int64_t F, TokenIndex index,
+                               bool restore) {
   const std::int64_t total = N * L * F;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t f = i % F, row = i / F, n = row / L, position = row % L;
-    const std::int64_t token_row = n * L + token_at(position, order, volume);
+    const std::int64_t token_row = n * L + index(static_cast<int>(position));
     if (restore) {
       y[token_row * F + f] = x[i];
     } else {
@@ -32,18 +72,19 @@ __global__ void permute_kernel(const T* x, T* y, std::int64_t N, std::int64_t L,
 template <typename T>
 __global__ void causal_conv1d_kernel(const T* x, const float* weight, const float* bias, T* y,
                                      std::int64_t N, std::int64_t L, std::int64_t E, std::int64_t K,
-                                     TokenOrder order, VolumeShape volume, bool apply_silu) {
+                                     TokenIndex index, bool apply_silu) {
   const std::int64_t total = N * L * E;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t e = i % E, row = i / E, n = row / L, position = row % L;
+    const std::int64_t e = i % E, row = i / E, n = row / L;
+    const int position = static_cast<int>(row % L);
     float acc = bias ? bias[e] : 0.0f;
-    for (std::int64_t j = 0; j < K; ++j) {
-      const std::int64_t source = position - (K - 1) + j;
-      if (source >= 0) acc += weight[j * E + e] * to_f32(x[(n * L + token_at(source, order, volume)) * E + e]);
+    for (int j = 0; j < K; ++j) {
+      const int source = position - static_cast<int>(K - 1) + j;
+      if (source >= 0) acc += weight[j * E + e] * to_f32(x[(n * L + index(source)) * E + e]);
     }
     if (apply_silu) acc = acc / (1.0f + expf(-acc));
-    y[(n * L + token_at(position, order, volume)) * E + e] = from_f32<T>(acc);
+    y[(n * L + index(position)) * E + e] = from_f32<T>(acc);
   }
 }
 
@@ -51,8 +92,7 @@ template <typename T> struct ScanPointers {
   const T *u, *delta, *B, *C;
   const float *delta_bias, *A, *D;
   std::int64_t N, L, E, S, chunk, chunks;
-  TokenOrder order;
-  VolumeShape volume;
+  TokenIndex index;
 };
 
 constexpr int kMaxStates = 64;
@@ -91,11 +131,14 @@ __device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_
   for (std::int64_t s = 0; s < S; ++s) a[s] = p.A[e * S + s] * 1.4426950408889634f;
   const std::int64_t begin = c * p.chunk, end = min(p.L, begin + p.chunk);
   const float bias = p.delta_bias[e], skip = p.D[e];
+  TokenWalker walker(p.index, static_cast<int>(begin));
 #pragma unroll 2
-  for (std::int64_t i = begin; i < end; ++i) {
-    const std::int64_t token = n * p.L + token_at(i, p.order, p.volume);
+  for (std::int64_t i = begin; i < end; ++i, walker.step()) {
+    const std::int64_t token = n * p.L + walker.token;
     const float raw = to_f32(delta[token * p.E + e]) + bias;
-    const float dt = raw > 20.0f ? raw : log1pf(expf(raw));
+    // softplus as PyTorch defines it (x above 20); the fast intrinsics are accurate to a few
+    // ulp here, and below -15 log(1 + e^x) is e^x to float precision.
+    const float dt = raw > 20.0f ? raw : (raw < -15.0f ? __expf(raw) : __logf(1.0f + __expf(raw)));
     const float x = to_f32(u[token * p.E + e]), dt_x = dt * x;
     load_states<kStates, T>(B + token * S, b, S);
     if constexpr (kOutput) load_states<kStates, T>(C + token * S, cm, S);
@@ -188,7 +231,7 @@ Tensor permute(const Tensor& x, TokenOrder order, const VolumeShape& volume, boo
   with_float_type(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     permute_kernel<T><<<blocks_for(x.numel()), kThreads>>>(ptr_as<T>(x), mutable_ptr_as<T>(y), x.dim(0), x.dim(1),
-                                                           x.dim(2), order, volume, restore);
+                                                           x.dim(2), token_index(order, volume), restore);
   });
   check_launch(op);
   return y;
@@ -215,7 +258,7 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
     using T = decltype(tag);
     causal_conv1d_kernel<T><<<blocks_for(x.numel()), kThreads>>>(ptr_as<T>(x), ptr(weight), ptr(bias),
                                                                  mutable_ptr_as<T>(y), x.dim(0), x.dim(1), x.dim(2),
-                                                                 weight.dim(0), order, volume, apply_silu);
+                                                                 weight.dim(0), token_index(order, volume), apply_silu);
   });
   check_launch("causal_conv1d");
   return y;
@@ -239,7 +282,8 @@ Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape&
   with_float_type(in.u.dtype(), "selective_scan", [&](auto tag) {
     using T = decltype(tag);
     const ScanPointers<T> p{ptr_as<T>(in.u), ptr_as<T>(in.delta), ptr_as<T>(in.B), ptr_as<T>(in.C),
-                            ptr(in.delta_bias), ptr(in.A), ptr(in.D), N, L, E, S, chunk, chunks, order, volume};
+                            ptr(in.delta_bias), ptr(in.A), ptr(in.D), N, L, E, S, chunk, chunks,
+                            token_index(order, volume)};
     if (S == 16) {
       launch_scan<16, T>(p, mutable_ptr(chunk_decay), mutable_ptr(chunk_state), mutable_ptr_as<T>(y));
     } else {
