@@ -2,6 +2,7 @@
 #include "kernels/ops.h"
 
 #include <chrono>
+#include <string_view>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_ops.h"
@@ -18,9 +19,10 @@ std::map<std::string, OpTime> g_profile;
 // Times one op call when profiling is on (waiting for the device at both ends).
 class OpTimer {
  public:
-  OpTimer(std::string label, const Tensor& x)
-      : label_(std::move(label)), device_(x.defined() ? x.device() : Device::cpu()) {
+  // The label is copied only while profiling: ops are called hundreds of times a forward.
+  OpTimer(std::string_view label, const Tensor& x) : device_(x.defined() ? x.device() : Device::cpu()) {
     if (!g_profiling) return;
+    label_ = label;
     synchronize(device_);
     start_ = std::chrono::steady_clock::now();
   }
@@ -52,12 +54,14 @@ bool on_gpu(Op op, const Tensor& x) {
 
 }  // namespace
 
+// Runs fn on x's device, profiled under `label` (usually the op's name).
 #ifdef VOXMAMBA_HAVE_CUDA
-#define VOXMAMBA_DISPATCH(op, x, fn, ...) \
-  (OpTimer(op_name(op), x), on_gpu(op, x) ? cuda::fn(__VA_ARGS__) : cpu::fn(__VA_ARGS__))
+#define VOXMAMBA_DISPATCH_AS(label, op, x, fn, ...) \
+  (OpTimer(label, x), on_gpu(op, x) ? cuda::fn(__VA_ARGS__) : cpu::fn(__VA_ARGS__))
 #else
-#define VOXMAMBA_DISPATCH(op, x, fn, ...) (OpTimer(op_name(op), x), on_gpu(op, x), cpu::fn(__VA_ARGS__))
+#define VOXMAMBA_DISPATCH_AS(label, op, x, fn, ...) (OpTimer(label, x), on_gpu(op, x), cpu::fn(__VA_ARGS__))
 #endif
+#define VOXMAMBA_DISPATCH(op, x, fn, ...) VOXMAMBA_DISPATCH_AS(op_name(op), op, x, fn, __VA_ARGS__)
 
 void set_op_profiling(bool enabled) { g_profiling = enabled; }
 std::map<std::string, OpTime> op_profile() { return g_profile; }
@@ -84,13 +88,7 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
              std::to_string(x.dim(4)) + "->" + std::to_string(weight.dim(2)) + " @" +
              std::to_string(conv_output_size(x.dim(1), params));
   }
-  const OpTimer timer(label, x);
-#ifdef VOXMAMBA_HAVE_CUDA
-  return on_gpu(Op::Conv3d, x) ? cuda::conv3d(x, weight, bias, params) : cpu::conv3d(x, weight, bias, params);
-#else
-  on_gpu(Op::Conv3d, x);
-  return cpu::conv3d(x, weight, bias, params);
-#endif
+  return VOXMAMBA_DISPATCH_AS(label, Op::Conv3d, x, conv3d, x, weight, bias, params);
 }
 Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return VOXMAMBA_DISPATCH(Op::ConvTranspose3d, x, conv_transpose3d_k2s2, x, weight, bias);
@@ -117,13 +115,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
   // Profiled in three widths: narrow outputs (the Mamba blocks' dt, B, C projections), wide
   // ones of at least 4x the input (the deformable offset heads' 3 K^3), and the rest.
   const std::int64_t in = weight.rank() == 2 ? weight.dim(0) : 0, out = weight.rank() == 2 ? weight.dim(1) : 0;
-  const OpTimer timer(out < 32 ? "linear_narrow" : (out >= 4 * in ? "linear_wide" : "linear"), x);
-#ifdef VOXMAMBA_HAVE_CUDA
-  return on_gpu(Op::Linear, x) ? cuda::linear(x, weight, bias, output) : cpu::linear(x, weight, bias, output);
-#else
-  on_gpu(Op::Linear, x);
-  return cpu::linear(x, weight, bias, output);
-#endif
+  const char* label = out < 32 ? "linear_narrow" : (out >= 4 * in ? "linear_wide" : "linear");
+  return VOXMAMBA_DISPATCH_AS(label, Op::Linear, x, linear, x, weight, bias, output);
 }
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
   return VOXMAMBA_DISPATCH(Op::ReorderTokens, x, reorder_tokens, x, order, volume);

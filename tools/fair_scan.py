@@ -223,15 +223,13 @@ def selective_scan(u, delta, A, B, C, D, impl=None, chunk=None, dtype=torch.floa
     return _selective_scan(u, delta, A, B, C, D, impl, chunk, dtype, max_elements)
 
 
-def _selective_scan(u, delta, A, B, C, D, impl=None, chunk=None, dtype=torch.float32, max_elements=None):
-    impl = impl or DEFAULT_IMPL
-    if impl not in IMPLS:
-        raise ValueError(f"unknown scan implementation {impl!r} (expected one of {', '.join(IMPLS)})")
-    chunk = chunk or DEFAULT_CHUNK
-    max_elements = max_elements or MAX_ELEMENTS
+def scan_with(recurrence, u, delta, A, B, C, D, dtype, max_elements):
+    """The selective scan around a recurrence h_t = a_t h_{t-1} + b_t (h = recurrence(a, b) over
+    dim 1): discretisation, the output contraction with C and the D skip, computed in `dtype` with
+    autocast off and chunked over E above max_elements. voxmamba_twin.selective_scan (the oracle)
+    and the fast scans here share it, so they differ only in the recurrence."""
     out_dtype = u.dtype
     dev_type = u.device.type if u.device.type in ("cuda", "cpu") else "cpu"
-    functional = _use_functional(u, delta, A, B, C, D)
     with torch.autocast(device_type=dev_type, enabled=False):
         u, delta, A, B, C, D = (t.to(dtype) for t in (u, delta, A, B, C, D))
         N, L, E = u.shape
@@ -244,19 +242,31 @@ def _selective_scan(u, delta, A, B, C, D, impl=None, chunk=None, dtype=torch.flo
             e1 = min(E, e0 + ec)
             a = torch.exp(delta[:, :, e0:e1, None] * A[e0:e1])     # [N, L, ec, S]
             b = du[:, :, e0:e1, None] * B[:, :, None, :]           # [N, L, ec, S]
-            if impl == "oddeven":
-                h = scan_functional(a, b) if functional else scan_inplace(a, b)
-            elif impl == "chunked":
-                h = chunked_scan(a, b, chunk, functional)
-            else:
-                h = (_doubling_functional(a, b, keep_a=False)[1] if functional
-                     else _doubling_inplace(a, b, keep_a=False))
+            h = recurrence(a, b)
             del a, b
             ys.append(torch.matmul(h, Ct).squeeze(-1))              # [N, L, ec]
             del h
         y = ys[0] if len(ys) == 1 else torch.cat(ys, -1)
         y = y + u * D
     return y.to(out_dtype)
+
+
+def _selective_scan(u, delta, A, B, C, D, impl=None, chunk=None, dtype=torch.float32, max_elements=None):
+    impl = impl or DEFAULT_IMPL
+    if impl not in IMPLS:
+        raise ValueError(f"unknown scan implementation {impl!r} (expected one of {', '.join(IMPLS)})")
+    chunk = chunk or DEFAULT_CHUNK
+    max_elements = max_elements or MAX_ELEMENTS
+    functional = _use_functional(u, delta, A, B, C, D)
+
+    def recurrence(a, b):
+        if impl == "oddeven":
+            return scan_functional(a, b) if functional else scan_inplace(a, b)
+        if impl == "chunked":
+            return chunked_scan(a, b, chunk, functional)
+        return _doubling_functional(a, b, keep_a=False)[1] if functional else _doubling_inplace(a, b, keep_a=False)
+
+    return scan_with(recurrence, u, delta, A, B, C, D, dtype, max_elements)
 
 
 _selective_scan_outside_graph = _compiler_disable(_selective_scan)

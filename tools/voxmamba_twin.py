@@ -278,10 +278,6 @@ def _doubling_scan(a, b):
     return b
 
 
-def _autocast_off(device_type):
-    return torch.autocast(device_type=device_type, enabled=False)
-
-
 def selective_scan(u, delta, A, B, C, D, dtype=None, max_elements=None):
     """Parallel selective scan.
 
@@ -290,27 +286,7 @@ def selective_scan(u, delta, A, B, C, D, dtype=None, max_elements=None):
     (default SCAN_DTYPE = float32), log-depth over L, chunked over E only for memory."""
     dtype = dtype or SCAN_DTYPE
     max_elements = max_elements or SCAN_MAX_ELEMENTS
-    out_dtype = u.dtype
-    dev_type = u.device.type if u.device.type in ("cuda", "cpu") else "cpu"
-    with _autocast_off(dev_type):
-        u, delta, A, B, C, D = (t.to(dtype) for t in (u, delta, A, B, C, D))
-        N, L, E = u.shape
-        S = A.shape[1]
-        ec = max(1, min(E, max_elements // max(N * L * S, 1)))
-        du = delta * u
-        Ct = C.unsqueeze(-1)                                       # [N, L, S, 1]
-        ys = []
-        for e0 in range(0, E, ec):
-            e1 = min(E, e0 + ec)
-            a = torch.exp(delta[:, :, e0:e1, None] * A[e0:e1])    # [N, L, ec, S]
-            b = du[:, :, e0:e1, None] * B[:, :, None, :]          # [N, L, ec, S]
-            h = _doubling_scan(a, b)
-            del a, b
-            ys.append(torch.matmul(h, Ct).squeeze(-1))             # [N, L, ec]
-            del h
-        y = ys[0] if len(ys) == 1 else torch.cat(ys, -1)
-        y = y + u * D
-    return y.to(out_dtype)
+    return _fair_scan.scan_with(_doubling_scan, u, delta, A, B, C, D, dtype, max_elements)
 
 
 def scan_dispatch(u, delta, A, B, C, D):
