@@ -53,6 +53,19 @@ __global__ void im2col_kernel(const T* x, T* columns, Geometry g, std::int64_t v
   }
 }
 
+// Calls launch(std::integral_constant<int, V>) with the widest channel vector that divides
+// `channels`: 16 bfloat16 (two 16-byte loads), else 16 bytes, else single channels. Wider
+// vectors spread a voxel's per-tap work (indices, weights) over more channels.
+template <typename T, typename F> void with_wide_vector(std::int64_t channels, F&& launch) {
+  if (std::is_same_v<T, bf16> && channels % 16 == 0) {
+    launch(std::integral_constant<int, 16>{});
+  } else if (vector_width<T>(channels) > 1) {
+    launch(std::integral_constant<int, 16 / sizeof(T)>{});
+  } else {
+    launch(std::integral_constant<int, 1>{});
+  }
+}
+
 constexpr std::int64_t kNarrowInputChannels = 4;  // up to here a direct kernel beats im2col
 
 template <typename T> __global__ void add_bias_kernel(T* y, const float* bias, std::int64_t total, std::int64_t c) {
@@ -320,13 +333,7 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
         narrow_input_conv_kernel<T, V><<<blocks_for(y.numel() / V), kThreads>>>(
             ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
       };
-      if (std::is_same_v<T, bf16> && g.Co % 16 == 0) {
-        launch(std::integral_constant<int, 16>{});
-      } else if (vector_width<T>(g.Co) > 1) {
-        launch(std::integral_constant<int, 16 / sizeof(T)>{});
-      } else {
-        launch(std::integral_constant<int, 1>{});
-      }
+      with_wide_vector<T>(g.Co, launch);
       check_launch("conv3d narrow input");
       return;
     }
@@ -398,13 +405,7 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
       deform_kernel<T, V><<<blocks_for(work), kThreads>>>(ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight),
                                                                    ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y), g);
     };
-    if (std::is_same_v<T, bf16> && g.C % 16 == 0) {
-      launch(std::integral_constant<int, 16>{});
-    } else if (vector_width<T>(g.C) > 1) {
-      launch(std::integral_constant<int, 16 / sizeof(T)>{});
-    } else {
-      launch(std::integral_constant<int, 1>{});
-    }
+    with_wide_vector<T>(g.C, launch);
   });
   check_launch("deform_dwconv3d");
   return y;

@@ -99,15 +99,11 @@ constexpr int kMaxStates = 64;
 
 // One token's S values of B or C as floats: 16-byte loads when the row allows (S = 16).
 template <int kStates, typename T> __device__ __forceinline__ void load_states(const T* row, float* out, std::int64_t S) {
-  if constexpr (kStates > 0 && (kStates * sizeof(T)) % 16 == 0) {
-    constexpr int kPerLoad = 16 / sizeof(T);
+  if constexpr (kStates > 0) {
+    Vec<T, kStates> values;
+    values.load(row);
 #pragma unroll
-    for (int v = 0; v < kStates / kPerLoad; ++v) {
-      const uint4 raw = reinterpret_cast<const uint4*>(row)[v];
-      const T* parts = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-      for (int k = 0; k < kPerLoad; ++k) out[v * kPerLoad + k] = to_f32(parts[k]);
-    }
+    for (int s = 0; s < kStates; ++s) out[s] = values.v[s];
   } else {
     for (std::int64_t s = 0; s < S; ++s) out[s] = to_f32(row[s]);
   }
