@@ -349,6 +349,21 @@ TEST_F(CommandsTest, ForwardWritesFiniteLogits) {
   EXPECT_EQ(names, (std::vector<std::string>{"in.npy", "out.npy"}));  // no .partial-* left behind
 }
 
+TEST_F(CommandsTest, ForwardRefusesBfloat16OnTheCpuAndUnknownPrecisions) {
+  write_input(path("in.npy"), {1, 16, 16, 16, 1});
+  const std::vector<std::string> base = {"forward", "--weights", model(), "--input", "in.npy", "--output", "out.npy",
+                                         "--device", "cpu", "--precision"};
+  std::vector<std::string> bf16 = base, fp64 = base, fp32 = base;
+  bf16.push_back("bf16");
+  fp64.push_back("fp64");
+  fp32.push_back("fp32");
+  EXPECT_TRUE(is_one_line_error(run(bf16), {"bf16", "GPU"}));
+  EXPECT_TRUE(is_one_line_error(run(fp64), {"fp64", "auto, fp32 or bf16"}));
+  EXPECT_FALSE(fs::exists(path("out.npy")));
+  const RunResult exact = run(fp32);
+  EXPECT_EQ(exact.status, 0) << exact.output;
+}
+
 TEST_F(CommandsTest, ForwardIsBitIdenticalAcrossRuns) {
   // A non-constant input so that the whole network is exercised.
   Tensor input = Tensor::empty({1, 16, 16, 16, 1});
