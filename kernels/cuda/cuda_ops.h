@@ -1,5 +1,5 @@
 #pragma once
-// CUDA kernels for every op in kernels/ops.h, fp32 (bf16 comes with the fused backend).
+// CUDA kernels for every op in kernels/ops.h, for float32 and bfloat16 activations.
 // Dispatched from kernels/ops.cpp for tensors on a CUDA device; only kernels/cuda includes
 // CUDA headers, so this header stays plain C++.
 #include <optional>

@@ -2,9 +2,9 @@
 // activations with float32 statistics.
 //
 // Instance norm takes one pass for its statistics: each thread sums a strip of voxels of one
-// channel in float32, shifted by the channel's first voxel so that sum and sum of squares do
-// not cancel; strips are combined in double in a fixed order (deterministic), and a second
-// kernel normalises.
+// vector of channels in float32, shifted by each channel's first voxel so that sum and sum
+// of squares do not cancel; strips are combined in double in a fixed order (deterministic),
+// and a second kernel normalises, with the residual add and LeakyReLU of NormEpilogue.
 #include <algorithm>
 
 #include "kernels/cuda/cuda_common.cuh"

@@ -1,5 +1,5 @@
 // Sequence ops over a volume's tokens on the GPU. Orientations are applied by index
-// (token_at), never by copying. The selective scan is chunked so the whole GPU works on
+// (TokenIndex, token_at's 32-bit twin), never by copying. The selective scan is chunked so the whole GPU works on
 // one long sequence (gpu.md: one block per channel walking 262,144 tokens leaves most SMs
 // idle): (1) each chunk scans from a zero state and records its total decay and end state,
 // (2) a short sequential pass composes the chunks' (decay, state) pairs into each chunk's
