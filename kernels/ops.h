@@ -1,7 +1,7 @@
 #pragma once
 // Every numeric op of the engine, declared once. Each op is defined by its plain-loop
-// version in kernels/reference/, implemented for the CPU in kernels/cpu/ (and for CUDA in
-// kernels/cuda/ as that backend grows), and dispatched here by the input's device.
+// version in kernels/reference/, implemented for the CPU in kernels/cpu/ and for CUDA in
+// kernels/cuda/, and dispatched here by the input's device.
 //
 // Element types: activations are float32, or bfloat16 on the GPU (every kernel computes and
 // accumulates in float32 and rounds once when it stores). The weights of GEMM-shaped ops
@@ -72,7 +72,9 @@ struct OpTime {
   double milliseconds = 0;
   std::int64_t calls = 0;
 };
-// By label: the op's name, except conv3d, split into "conv3d_dense" and "conv3d_depthwise".
+// By label: the op's name, except conv3d ("conv3d_depthwise", and "conv3d_dense" with the
+// shape: "conv3d_dense k3s1 48->48 @128") and linear ("linear_narrow" below 32 outputs,
+// "linear_wide" at 4x its inputs or more, else "linear").
 std::map<std::string, OpTime> op_profile();  // since the last reset
 void reset_op_profile();
 
@@ -101,10 +103,10 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
 // Deformable depthwise conv of network.md, same-size output:
 //   y[p,c] = b[c] + sum_k w[k,c] * trilinear(x[.,c], p + dilation*t_k + offsets[p,k,:])
 // x [N,D,H,W,C], offsets [N,D,H,W,K*K*K*3] (channel 3*k + axis, axis 0=d 1=h 2=w, in voxels),
-// weight [K*K*K, C], bias [C]. offset_bias [3*K*K*K] (optional) is added to every voxel's
-// offsets: the offset head's own bias, folded in here so that its GEMM, the widest of the
-// network (3 K^3 = 1029 channels), writes its output once instead of adding a bias to it. t_k runs from -(K-1)/2 to (K-1)/2 per axis in raster order;
-// samples outside the volume read zero.
+// weight [K*K*K, C], bias [C]. t_k runs from -(K-1)/2 to (K-1)/2 per axis in raster order;
+// samples outside the volume read zero. offset_bias [3*K*K*K] (optional) is added to every
+// voxel's offsets: the offset head's own bias, folded in here so that its GEMM, the widest
+// of the network (3 K^3 = 1029 channels), writes its output once instead of adding a bias.
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
                        int kernel, int dilation, const Tensor& offset_bias = Tensor());
 
