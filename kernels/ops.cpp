@@ -78,8 +78,7 @@ const char* token_order_name(TokenOrder order) {
 
 Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
   // Profiled in two classes: dense convs run on tensor cores, depthwise ones on CUDA cores.
-  const bool depthwise = x.rank() == 5 && params.groups == x.dim(4) && weight.rank() == 3 && weight.dim(1) == 1 &&
-                         weight.dim(2) == params.groups;
+  const bool depthwise = x.rank() == 5 && weight.rank() == 3 && is_depthwise(x.dim(4), weight.dim(2), params);
   // Dense convs are also timed per shape (kernel, channels, output size): they are few and
   // each is a different problem for cuDNN.
   std::string label = depthwise ? "conv3d_depthwise" : "conv3d_dense";

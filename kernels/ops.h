@@ -91,6 +91,12 @@ struct ConvParams {
 // out size per axis: (in + 2*padding - dilation*(kernel-1) - 1) / stride + 1
 std::int64_t conv_output_size(std::int64_t in, const ConvParams& params);
 
+// One group per channel in and out: the backends' direct depthwise kernels, whose weights
+// stay float32 whatever the activations' type (see "Element types" above).
+inline bool is_depthwise(std::int64_t in_channels, std::int64_t out_channels, const ConvParams& params) {
+  return params.groups == in_channels && params.groups == out_channels;
+}
+
 // x [N,D,H,W,Cin], weight [K*K*K, Cin/groups, Cout] (tap-major, taps in d,h,w raster order),
 // bias [Cout] -> [N,Do,Ho,Wo,Cout]. Output channel o belongs to group o / (Cout/groups).
 Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& params);
@@ -153,17 +159,19 @@ struct VolumeShape {
   VOXMAMBA_HOST_DEVICE std::int64_t tokens() const { return depth * height * width; }
 };
 
-// Token index visited at sequence position i.
-VOXMAMBA_HOST_DEVICE inline std::int64_t token_at(std::int64_t i, TokenOrder order, const VolumeShape& volume) {
+// Token index visited at sequence position i, in any integer type: the GPU uses 32 bits,
+// where a division per token is several times cheaper. `plane` is height * width.
+template <typename Index>
+VOXMAMBA_HOST_DEVICE inline Index token_at(Index i, TokenOrder order, Index tokens, Index depth, Index plane) {
   switch (order) {
     case TokenOrder::Forward: return i;
-    case TokenOrder::Backward: return volume.tokens() - 1 - i;
-    case TokenOrder::Slice: {
-      const std::int64_t d = i % volume.depth, hw = i / volume.depth;
-      return d * volume.height * volume.width + hw;
-    }
+    case TokenOrder::Backward: return tokens - 1 - i;
+    case TokenOrder::Slice: return (i % depth) * plane + i / depth;
   }
   return i;
+}
+VOXMAMBA_HOST_DEVICE inline std::int64_t token_at(std::int64_t i, TokenOrder order, const VolumeShape& volume) {
+  return token_at<std::int64_t>(i, order, volume.tokens(), volume.depth, volume.height * volume.width);
 }
 
 // x [N,L,F] in token order -> [N,L,F] in `order`'s sequence order, and back.

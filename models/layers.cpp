@@ -46,7 +46,7 @@ Tensor pack_conv_transpose_weight(const Tensor& weight) {
 Conv3dLayer Conv3dLayer::load(const ParameterReader& reader, const kernels::ConvParams& params, bool with_bias) {
   Conv3dLayer layer;
   const Tensor& weight = reader.get("weight");  // [out, in/groups, k, k, k]
-  const bool depthwise = weight.dim(1) == 1 && params.groups == weight.dim(0);
+  const bool depthwise = kernels::is_depthwise(weight.dim(1) * params.groups, weight.dim(0), params);
   const Tensor packed = pack_conv3d_weight(weight);
   layer.weight = depthwise ? reader.upload(packed) : reader.upload_matrix(packed);
   if (with_bias) layer.bias = reader.tensor("bias");

@@ -158,7 +158,7 @@ inline void accumulate_trilinear(const float* x, const Volume5& v, std::int64_t 
 
 Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
   const Shape out_shape = conv3d_output_shape(x, weight, bias, p);
-  if (p.groups == x.dim(4) && p.groups == out_shape[4]) return depthwise_conv3d(x, weight, bias, p, out_shape);
+  if (is_depthwise(x.dim(4), out_shape[4], p)) return depthwise_conv3d(x, weight, bias, p, out_shape);
   return gemm_conv3d(x, weight, bias, p, out_shape);
 }
 

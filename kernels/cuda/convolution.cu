@@ -162,20 +162,6 @@ struct DeformGeometry {
   int kernel, dilation;
 };
 
-// V fp32 weights of one tap (16-byte loads; C and c0 are multiples of V when V > 1).
-template <int V> __device__ __forceinline__ void load_weights(const float* w, float* out) {
-  if constexpr (V % 4 == 0) {
-#pragma unroll
-    for (int k = 0; k < V / 4; ++k) {
-      const float4 q = reinterpret_cast<const float4*>(w)[k];
-      out[4 * k] = q.x, out[4 * k + 1] = q.y, out[4 * k + 2] = q.z, out[4 * k + 3] = q.w;
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < V; ++k) out[k] = w[k];
-  }
-}
-
 // network.md's deformable depthwise conv: trilinear samples at p + dilation*t_k + offset,
 // neighbours outside the volume read zero (also on axes of size 1). Branch-free corners: an
 // outside neighbour gets weight 0 and reads a clamped, valid address, so the threads of a
@@ -255,10 +241,10 @@ __global__ void __launch_bounds__(256) deform_kernel(const T* __restrict__ x, co
           }
         }
       }
-      float tap_weight[V];
-      load_weights<V>(weight + static_cast<std::int64_t>(k) * g.C + c0, tap_weight);
+      Vec<float, V> tap_weight;  // 16-byte loads: C and c0 are multiples of V when V > 1
+      tap_weight.load(weight + static_cast<std::int64_t>(k) * g.C + c0);
 #pragma unroll
-      for (int c = 0; c < V; ++c) acc.v[c] += tap_weight[c] * sampled[c];
+      for (int c = 0; c < V; ++c) acc.v[c] += tap_weight.v[c] * sampled[c];
     }
     acc.store(y + p * g.C + c0);
   }
@@ -306,7 +292,7 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   require_cuda_f32(bias, "conv3d", "bias");
   Tensor y = empty_like_device(out_shape, x);
   const Geometry g = geometry(x.shape(), out_shape, p);
-  const bool depthwise = p.groups == g.C && p.groups == g.Co;
+  const bool depthwise = is_depthwise(g.C, g.Co, p);
   if (depthwise) {
     require_cuda_f32(weight, "conv3d", "depthwise weight");
   } else {

@@ -1,5 +1,5 @@
 // Sequence ops over a volume's tokens on the GPU. Orientations are applied by index
-// (TokenIndex, token_at's 32-bit twin), never by copying. The selective scan is chunked so the whole GPU works on
+// (token_at in 32 bits through TokenIndex), never by copying. The selective scan is chunked so the whole GPU works on
 // one long sequence (gpu.md: one block per channel walking 262,144 tokens leaves most SMs
 // idle): (1) each chunk scans from a zero state and records its total decay and end state,
 // (2) a short sequential pass composes the chunks' (decay, state) pairs into each chunk's
@@ -19,11 +19,7 @@ namespace {
 struct TokenIndex {
   TokenOrder order;
   int tokens, depth, plane;  // L, D, H*W
-  __device__ __forceinline__ int operator()(int i) const {
-    if (order == TokenOrder::Forward) return i;
-    if (order == TokenOrder::Backward) return tokens - 1 - i;
-    return (i % depth) * plane + i / depth;
-  }
+  __device__ __forceinline__ int operator()(int i) const { return token_at<int>(i, order, tokens, depth, plane); }
 };
 
 TokenIndex token_index(TokenOrder order, const VolumeShape& volume) {

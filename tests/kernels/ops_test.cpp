@@ -56,7 +56,7 @@ void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
 OpCase conv_case(const std::string& name, Shape x_shape, int cout, ConvParams p, bool bias) {
   return {Op::Conv3d, name, [=](bool reference) {
             const std::int64_t cin = x_shape[4];
-            const bool depthwise = p.groups == cin && cout == cin;  // float32 weights, like every non-GEMM one
+            const bool depthwise = is_depthwise(cin, cout, p);  // float32 weights, like every non-GEMM one
             const Shape w_shape = {static_cast<std::int64_t>(p.kernel) * p.kernel * p.kernel, cin / p.groups, cout};
             const Tensor x = input(x_shape, 1);
             const Tensor w = depthwise ? param(w_shape, 2) : input(w_shape, 2);
