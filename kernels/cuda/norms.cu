@@ -120,26 +120,42 @@ __global__ void instance_finish_kernel(const T* x, const double2* partial, float
   stats[i] = make_float2(static_cast<float>(mean), static_cast<float>(rsqrt(var + static_cast<double>(eps))));
 }
 
-// y = act(norm(x) + residual) for one vector of V channels; slope 1 is the identity.
+// y = act(norm(x) + residual). Threads are laid out as in the statistics kernel (a fixed
+// vector of V channels, voxels in lanes; blockIdx.y is the sample), so each thread folds
+// its channels' 1/std and gamma into one scale before the loop, and the loop has no index
+// divisions. (x - mean) * scale + beta rather than x * scale + shift: the subtraction
+// first keeps float32's precision when the mean is large against the spread.
 template <typename T, int V>
-__global__ void instance_normalize_kernel(const T* x, const float2* stats, const float* gamma, const float* beta,
-                                          const T* residual, float slope, T* y, std::int64_t voxels, std::int64_t c,
-                                          std::int64_t vectors_total) {
-  const std::int64_t vectors = c / V;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < vectors_total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t c0 = (i % vectors) * V, n = i / (voxels * vectors);
+__global__ void __launch_bounds__(kNormThreads)
+    instance_normalize_kernel(const T* x, const float2* stats, const float* gamma, const float* beta,
+                              const T* residual, float slope, T* y, std::int64_t voxels, std::int64_t c,
+                              NormLayout layout) {
+  const int vector = threadIdx.x % layout.vectors, lane = threadIdx.x / layout.vectors;
+  const std::int64_t c0 = (static_cast<std::int64_t>(blockIdx.z) * layout.vectors + vector) * V;
+  if (lane >= layout.lanes || c0 >= c) return;
+  const std::int64_t n = blockIdx.y;
+  float mean[V], scale[V], shift[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const float2 s = stats[n * c + c0 + k];
+    mean[k] = s.x;
+    scale[k] = s.y * (gamma ? gamma[c0 + k] : 1.0f);
+    shift[k] = beta ? beta[c0 + k] : 0.0f;
+  }
+  const std::int64_t sample = n * voxels * c + c0;
+  for (std::int64_t v = static_cast<std::int64_t>(blockIdx.x) * layout.lanes + lane; v < voxels;
+       v += static_cast<std::int64_t>(gridDim.x) * layout.lanes) {
+    const std::int64_t at = sample + v * c;
     Vec<T, V> value, skip;
-    value.load(x + i * V);
-    if (residual) skip.load(residual + i * V);
+    value.load(x + at);
+    if (residual) skip.load(residual + at);
 #pragma unroll
     for (int k = 0; k < V; ++k) {
-      const float2 s = stats[n * c + c0 + k];
-      float out = (value.v[k] - s.x) * s.y * (gamma ? gamma[c0 + k] : 1.0f) + (beta ? beta[c0 + k] : 0.0f);
+      float out = (value.v[k] - mean[k]) * scale[k] + shift[k];
       if (residual) out += skip.v[k];
       value.v[k] = out < 0.0f ? out * slope : out;
     }
-    value.store(y + i * V);
+    value.store(y + at);
   }
 }
 
@@ -159,9 +175,12 @@ void launch_instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& be
   instance_stats_kernel<T, V><<<grid, kNormThreads>>>(ptr_as<T>(x), partial_d, voxels, c, splits, layout);
   instance_finish_kernel<T><<<blocks_for(N * c), kThreads>>>(ptr_as<T>(x), partial_d, stats_d, voxels, c, splits,
                                                              N * c, eps);
-  instance_normalize_kernel<T, V><<<blocks_for(x.numel() / V), kThreads>>>(
-      ptr_as<T>(x), stats_d, ptr(gamma), ptr(beta), ptr_as<T>(residual), slope, mutable_ptr_as<T>(y), voxels, c,
-      x.numel() / V);
+  // Voxel blocks enough for a few waves; y: samples; z: groups of channel vectors.
+  const std::int64_t voxel_blocks = std::clamp<std::int64_t>((voxels + layout.lanes * 8 - 1) / (layout.lanes * 8), 1, 4096);
+  const dim3 normalize_grid(static_cast<unsigned int>(voxel_blocks), static_cast<unsigned int>(N), grid.x);
+  instance_normalize_kernel<T, V><<<normalize_grid, kNormThreads>>>(ptr_as<T>(x), stats_d, ptr(gamma), ptr(beta),
+                                                                    ptr_as<T>(residual), slope, mutable_ptr_as<T>(y),
+                                                                    voxels, c, layout);
 }
 
 }  // namespace

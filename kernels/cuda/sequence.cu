@@ -5,6 +5,7 @@
 // (2) a short sequential pass composes the chunks' (decay, state) pairs into each chunk's
 // incoming state, (3) each chunk rescans from its incoming state and writes y.
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -65,22 +66,36 @@ __global__ void permute_kernel(const T* x, T* y, std::int64_t N, std::int64_t L,
   }
 }
 
-template <typename T>
-__global__ void causal_conv1d_kernel(const T* x, const float* weight, const float* bias, T* y,
-                                     std::int64_t N, std::int64_t L, std::int64_t E, std::int64_t K,
-                                     TokenIndex index, bool apply_silu) {
-  const std::int64_t total = N * L * E;
+// One thread: V channels (16 bytes where E allows) of one position. The K taps walk the
+// orientation from position - K + 1 with TokenWalker, so the slice order costs one division
+// per thread instead of one per tap and channel.
+template <typename T, int V>
+__global__ void causal_conv1d_kernel(const T* __restrict__ x, const float* __restrict__ weight,
+                                     const float* __restrict__ bias, T* __restrict__ y, std::int64_t N,
+                                     std::int64_t L, std::int64_t E, int K, TokenIndex index, bool apply_silu) {
+  const std::int64_t vectors = E / V, total = N * L * vectors;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t e = i % E, row = i / E, n = row / L;
-    const int position = static_cast<int>(row % L);
-    float acc = bias ? bias[e] : 0.0f;
-    for (int j = 0; j < K; ++j) {
-      const int source = position - static_cast<int>(K - 1) + j;
-      if (source >= 0) acc += weight[j * E + e] * to_f32(x[(n * L + index(source)) * E + e]);
+    const std::int64_t e0 = (i % vectors) * V, row = i / vectors, n = row / L;
+    const int position = static_cast<int>(row % L), first = max(0, position - K + 1);
+    float acc[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) acc[k] = bias ? bias[e0 + k] : 0.0f;
+    TokenWalker walker(index, first);
+    int token = walker.token;
+    for (int source = first; source <= position; ++source) {
+      token = walker.token;
+      Vec<T, V> in;
+      in.load(x + (n * L + token) * E + e0);
+      const float* tap = weight + (source - position + K - 1) * E + e0;
+#pragma unroll
+      for (int k = 0; k < V; ++k) acc[k] += tap[k] * in.v[k];
+      walker.step();
     }
-    if (apply_silu) acc = acc / (1.0f + expf(-acc));
-    y[(n * L + index(position)) * E + e] = from_f32<T>(acc);
+    Vec<T, V> out;
+#pragma unroll
+    for (int k = 0; k < V; ++k) out.v[k] = apply_silu ? acc[k] / (1.0f + expf(-acc[k])) : acc[k];
+    out.store(y + (n * L + token) * E + e0);
   }
 }
 
@@ -248,9 +263,17 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   Tensor y = empty_like_device(x.shape(), x);
   with_float_type(x.dtype(), "causal_conv1d", [&](auto tag) {
     using T = decltype(tag);
-    causal_conv1d_kernel<T><<<blocks_for(x.numel()), kThreads>>>(ptr_as<T>(x), ptr(weight), ptr(bias),
-                                                                 mutable_ptr_as<T>(y), x.dim(0), x.dim(1), x.dim(2),
-                                                                 weight.dim(0), token_index(order, volume), apply_silu);
+    const auto launch = [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      causal_conv1d_kernel<T, V><<<blocks_for(x.numel() / V), kThreads>>>(
+          ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), x.dim(0), x.dim(1), x.dim(2),
+          static_cast<int>(weight.dim(0)), token_index(order, volume), apply_silu);
+    };
+    if (vector_width<T>(x.dim(2)) > 1) {
+      launch(std::integral_constant<int, 16 / sizeof(T)>{});
+    } else {
+      launch(std::integral_constant<int, 1>{});
+    }
   });
   check_launch("causal_conv1d");
   return y;

@@ -116,6 +116,9 @@ std::vector<OpCase> all_cases() {
   cases.push_back(deform_case("deform_k3_offset_bias", {1, 4, 5, 6, 16}, 3, 2, 1.5f, true));
   cases.push_back(deform_case("deform_k3_c24", {1, 3, 5, 4, 24}, 3, 1, 1.5f));
   cases.push_back(deform_case("deform_k5_c32_offset_bias", {2, 5, 4, 6, 32}, 5, 1, 2.5f, true));
+  // 48 channels: on the GPU each thread owns three interleaved 16-byte groups (two threads a
+  // voxel in bfloat16, four in float32), as at base stage 0; 5 x 6 x 7 leaves partial tiles.
+  cases.push_back(deform_case("deform_k3_d2_c48_offset_bias", {2, 5, 6, 7, 48}, 3, 2, 2.0f, true));
 
   cases.push_back({Op::LayerNorm, "layer_norm_c7", [](bool reference) {
                      return CALL(layer_norm, input({2, 3, 4, 5, 7}, 12, -3, 5), param({7}, 13),
@@ -133,6 +136,12 @@ std::vector<OpCase> all_cases() {
                      const Tensor x = input({2, 5, 4, 3, 6}, 48, -2, 4);
                      NormEpilogue epilogue{input({2, 5, 4, 3, 6}, 49), true, 0.2f};
                      return CALL(instance_norm, x, param({6}, 19), param({6}, 20), 1e-5f, epilogue);
+                   }});
+  // Channel vectors of 16 bytes, several blocks of voxels per sample, two samples.
+  cases.push_back({Op::InstanceNorm, "instance_norm_c48_residual_leaky_relu", [](bool reference) {
+                     const Tensor x = input({2, 12, 11, 13, 48}, 50, -2, 4);
+                     NormEpilogue epilogue{input({2, 12, 11, 13, 48}, 51), true, 0.01f};
+                     return CALL(instance_norm, x, param({48}, 52), param({48}, 53), 1e-5f, epilogue);
                    }});
   cases.push_back({Op::InstanceNorm, "instance_norm_one_voxel", [](bool reference) {
                      return CALL(instance_norm, input({2, 1, 1, 1, 4}, 21), param({4}, 22),
@@ -173,6 +182,10 @@ std::vector<OpCase> all_cases() {
                                      param({6}, 31), order, volume, silu_on);
                        }});
     }
+    cases.push_back({Op::CausalConv1d, "causal_conv1d_" + o + "_silu_e16", [=](bool reference) {
+                       return CALL(causal_conv1d, input({2, 60, 16}, 33), param({4, 16}, 34), param({16}, 35),
+                                   order, volume, true);
+                     }});
     for (std::int64_t states : {3, 16}) {
       cases.push_back({Op::SelectiveScan, "selective_scan_" + o + "_S" + std::to_string(states),
                        [=](bool reference) {
