@@ -400,21 +400,26 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
                          static_cast<int>(x.dim(4)), kernel, dilation};
   with_float_type(x.dtype(), "deform_dwconv3d", [&](auto tag) {
     using T = decltype(tag);
-    // Groups of 16 bytes where C allows, three (else two, else one) per thread.
+    // Groups of 16 bytes where C allows; three per thread (else two, else one) where that
+    // still leaves half a wave of threads (512 per multiprocessor): at 16^3 x 192 channels
+    // three groups would leave most of the GPU idle while each thread walks all 343 taps.
     constexpr int kGroup = 16 / sizeof(T);
+    const auto tiles = [](std::int64_t size) { return (size + kDeformTile - 1) / kDeformTile; };
+    const std::int64_t voxel_slots = g.N * tiles(g.D) * tiles(g.H) * tiles(g.W) * kDeformTile * kDeformTile * kDeformTile;
     const auto launch = [&](auto group, auto per_thread) {
       constexpr int G = decltype(group)::value, Q = decltype(per_thread)::value;
-      const auto tiles = [](std::int64_t size) { return (size + kDeformTile - 1) / kDeformTile; };
-      const std::int64_t work = g.N * tiles(g.D) * tiles(g.H) * tiles(g.W) * kDeformTile * kDeformTile * kDeformTile *
-                                (g.C / (G * Q));
-      deform_kernel<T, G, Q><<<blocks_for(work), kThreads>>>(ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias),
-                                                             ptr(offset_bias), mutable_ptr_as<T>(y), g);
+      deform_kernel<T, G, Q><<<blocks_for(voxel_slots * (g.C / (G * Q))), kThreads>>>(
+          ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y), g);
+    };
+    const std::int64_t enough_threads = std::int64_t(512) * multiprocessor_count();
+    const auto fits = [&](int per_thread) {
+      return g.C % (per_thread * kGroup) == 0 && voxel_slots * (g.C / (per_thread * kGroup)) >= enough_threads;
     };
     using One = std::integral_constant<int, 1>;
     using Group = std::integral_constant<int, kGroup>;
-    if (g.C % (3 * kGroup) == 0) {
+    if (fits(3)) {
       launch(Group{}, std::integral_constant<int, 3>{});
-    } else if (g.C % (2 * kGroup) == 0) {
+    } else if (fits(2)) {
       launch(Group{}, std::integral_constant<int, 2>{});
     } else if (g.C % kGroup == 0) {
       launch(Group{}, One{});

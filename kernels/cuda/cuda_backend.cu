@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -21,6 +22,20 @@ namespace cuda {
 
 void check_cuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess) throw Error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
+}
+
+int multiprocessor_count() {
+  // Kept per device: the attribute query is cheap but kernels size their grids per launch.
+  constexpr int kDevices = 64;
+  static std::atomic<int> counts[kDevices] = {};
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "current device");
+  int count = device < kDevices ? counts[device].load(std::memory_order_relaxed) : 0;
+  if (count == 0) {
+    check_cuda(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
+    if (device < kDevices) counts[device].store(count, std::memory_order_relaxed);
+  }
+  return count;
 }
 
 void require_cuda_f32(const Tensor& x, const char* op, const char* what) {

@@ -27,6 +27,9 @@ void require_cuda_float(const Tensor& x, const char* op, const char* what);
 // `b` (if defined) has `a`'s element type: GEMM weights follow the activations.
 void require_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* what);
 
+// Multiprocessors of the current device, for kernels that size their work to fill it.
+int multiprocessor_count();
+
 constexpr int kThreads = 256;
 inline unsigned int blocks_for(std::int64_t work, int threads = kThreads) {
   const std::int64_t blocks = (work + threads - 1) / threads;

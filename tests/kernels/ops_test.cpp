@@ -203,6 +203,26 @@ std::vector<OpCase> all_cases() {
     }
   }
 
+  // 4,800 tokens: 75 chunks on the GPU, so chunk carries cross the segments of the carry
+  // kernel, some of which are empty. float32 tolerance 5e-5: rounding grows with the
+  // sequence, and the GPU composes chunk states in another order than the reference.
+  for (TokenOrder order : {TokenOrder::Forward, TokenOrder::Slice}) {
+    cases.push_back({Op::SelectiveScan, std::string("selective_scan_long_") + token_order_name(order),
+                     [=](bool reference) {
+                       const VolumeShape long_volume{12, 16, 25};
+                       ScanInputs in;
+                       in.u = input({1, 4800, 3}, 54);
+                       in.delta = input({1, 4800, 3}, 55, -4, 0);
+                       in.delta_bias = param({3}, 56, -2, 0);
+                       in.A = param({3, 16}, 57, -1, -0.01f);
+                       in.B = input({1, 4800, 16}, 58);
+                       in.C = input({1, 4800, 16}, 59);
+                       in.D = param({3}, 60);
+                       return CALL(selective_scan, in, order, long_volume);
+                     },
+                     5e-5});
+  }
+
   cases.push_back({Op::Add, "add", [](bool reference) {
                      return CALL(add, input({4, 9}, 39), input({4, 9}, 40));
                    }});
