@@ -2,9 +2,10 @@
 // - dense convs: cuDNN for bfloat16 (cudnn_conv.cu); im2col tiles and cuBLAS GEMMs for
 //   float32 and for shapes cuDNN declines;
 // - depthwise and deformable depthwise convs: direct kernels in which a thread owns one
-//   output voxel and a vector of channels (8 bfloat16 or 4 float32 = 16 bytes), so each
-//   trilinear corner is one 16-byte load and the tap's geometry (corner indices and
-//   weights, shared by all channels: network.md) is computed once per vector;
+//   output voxel and 16-byte groups of channels (8 bfloat16 or 4 float32; up to three
+//   groups in the deformable conv), so each trilinear corner is one 16-byte load per group
+//   and the tap's geometry (corner indices and weights, shared by all channels:
+//   network.md) is computed once per thread;
 // - the k2 s2 transposed conv: one GEMM and a scatter.
 #include <algorithm>
 #include <type_traits>
