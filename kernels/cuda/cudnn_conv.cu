@@ -1,12 +1,14 @@
-// Dense convs through cuDNN, one plan per distinct shape, chosen once by timing on the real
-// buffers and cached for the fixed-shape patch forward that follows. Two sources of
-// candidates are timed against each other:
-// - the graph (backend) API: a one-node operation graph whose engine configurations come from
-//   cuDNN's heuristics. Its engines include the NDHWC tensor-core kernels that PyTorch
-//   reaches; on the H200 they ran the 48->48 3^3 conv at 128^3 in 1.1 ms, where the legacy
-//   API's best took 2.0 ms;
-// - the legacy API (cudnnFindConvolutionForwardAlgorithmEx), which cuDNN 9 still ships, also
-//   for grouped convs and as the fallback when the graph API offers nothing.
+// Dense convs through cuDNN, one plan per distinct shape, chosen once and cached for the
+// fixed-shape patch forward that follows:
+// - first the graph (backend) API: a one-node operation graph, run by the highest-ranked
+//   engine configuration of cuDNN's heuristics that is deterministic and supports the shape.
+//   Its engines include the NDHWC tensor-core kernels that PyTorch reaches; the legacy API's
+//   best ran the 48->48 3^3 conv at 128^3 in 2.0 ms on the H200, PyTorch 1.1 ms.
+//   The choice is not timed: with engines close in speed, timing picked different ones in
+//   different runs, and `forward` must give the same bytes every run (they sum in different
+//   orders);
+// - else the legacy API (cudnnFindConvolutionForwardAlgorithmEx), which cuDNN 9 still ships,
+//   also for grouped convs.
 #include "kernels/cuda/cudnn_conv.cuh"
 
 #ifdef VOXMAMBA_HAVE_CUDNN
@@ -14,10 +16,8 @@
 
 #include <algorithm>
 #include <array>
-#include <limits>
 #include <map>
 #include <memory>
-#include <utility>
 #include <vector>
 #include <mutex>
 #include <tuple>
@@ -126,38 +126,36 @@ cudnnStatus_t execute_graph_plan(cudnnHandle_t h, cudnnBackendDescriptor_t plan,
   return cudnnBackendExecute(h, plan, pack.get());
 }
 
-// Median of three timed runs after one warm-up, in ms; infinity if a run fails.
-template <typename Run> float time_ms(Run&& run) {
-  if (!run()) return std::numeric_limits<float>::infinity();
-  cudaEvent_t start = nullptr, stop = nullptr;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::array<float, 3> times{};
-  bool ok = true;
-  for (float& t : times) {
-    cudaEventRecord(start);
-    ok = run() && ok;
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    cudaEventElapsedTime(&t, start, stop);
+// True when an engine configuration's engine may give different results from run to run
+// (cuDNN's NONDETERMINISTIC numerical note, e.g. split reductions with atomics), or when
+// that cannot be read.
+bool nondeterministic(cudnnBackendDescriptor_t config) {
+  Backend engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  cudnnBackendDescriptor_t e = engine.get();
+  std::int64_t n = 0;
+  if (!e || cudnnBackendGetAttribute(config, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &e) !=
+                CUDNN_STATUS_SUCCESS) {
+    return true;
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return ok ? times[1] : std::numeric_limits<float>::infinity();
+  std::array<cudnnBackendNumericalNote_t, CUDNN_NUMERICAL_NOTE_TYPE_COUNT> notes{};
+  if (cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
+                               static_cast<std::int64_t>(notes.size()), &n, notes.data()) != CUDNN_STATUS_SUCCESS) {
+    return true;
+  }
+  return std::find(notes.begin(), notes.begin() + std::min<std::int64_t>(n, notes.size()),
+                   CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) != notes.begin() + std::min<std::int64_t>(n, notes.size());
 }
 
-// The fastest graph-API plan for a groups == 1 conv, with its time; {nullptr, inf} when the
+// The graph-API plan of a groups == 1 conv (see the top of this file), or nullptr when the
 // graph API offers none.
-std::pair<cudnnBackendDescriptor_t, float> best_graph_plan(const Tensor& x, const Tensor& filter, Tensor& y,
-                                                            const ConvParams& p, std::size_t* workspace_bytes) {
+cudnnBackendDescriptor_t graph_plan(const Tensor& x, Tensor& y, const ConvParams& p, std::size_t* workspace_bytes) {
   const cudnnDataType_t type = x.dtype() == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   const std::int64_t k = p.kernel;
   Backend xt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), wt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), yt(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
   if (!set_tensor(xt, kX, type, {x.dim(0), x.dim(4), x.dim(1), x.dim(2), x.dim(3)}) ||
       !set_tensor(wt, kW, type, {y.dim(4), x.dim(4), k, k, k}) ||  // [cout, taps, cin]: KDHWC
       !set_tensor(yt, kY, type, {y.dim(0), y.dim(4), y.dim(1), y.dim(2), y.dim(3)})) {
-    return {nullptr, std::numeric_limits<float>::infinity()};
+    return nullptr;
   }
   Backend conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
   const std::int64_t spatial = 3;
@@ -182,27 +180,24 @@ std::pair<cudnnBackendDescriptor_t, float> best_graph_plan(const Tensor& x, cons
   op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cd);
   op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha);
   op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
-  if (!cd || !op.finalize()) return {nullptr, std::numeric_limits<float>::infinity()};
+  if (!cd || !op.finalize()) return nullptr;
   Backend graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
   cudnnHandle_t h = handle();
   cudnnBackendDescriptor_t od = op.get();
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &od);
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
-  if (!graph.finalize()) return {nullptr, std::numeric_limits<float>::infinity()};
+  if (!graph.finalize()) return nullptr;
   Backend heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
   const cudnnBackendHeurMode_t heur_mode = CUDNN_HEUR_MODE_A;
   cudnnBackendDescriptor_t gd = graph.get();
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &gd);
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &heur_mode);
-  if (!heuristics.finalize()) return {nullptr, std::numeric_limits<float>::infinity()};
+  if (!heuristics.finalize()) return nullptr;
   std::int64_t count = 0;
   if (cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
                                nullptr) != CUDNN_STATUS_SUCCESS || count <= 0) {
-    return {nullptr, std::numeric_limits<float>::infinity()};
+    return nullptr;
   }
-  // Heuristics rank the configurations; the first few are timed.
-  constexpr std::int64_t kCandidates = 12;
-  count = std::min(count, kCandidates);
   std::vector<std::unique_ptr<Backend>> configs;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (std::int64_t i = 0; i < count; ++i) {
@@ -212,38 +207,25 @@ std::pair<cudnnBackendDescriptor_t, float> best_graph_plan(const Tensor& x, cons
   std::int64_t returned = 0;
   if (cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count,
                                &returned, raw.data()) != CUDNN_STATUS_SUCCESS) {
-    return {nullptr, std::numeric_limits<float>::infinity()};
+    return nullptr;
   }
-  cudnnBackendDescriptor_t best = nullptr;
-  float best_ms = std::numeric_limits<float>::infinity();
-  for (std::int64_t i = 0; i < returned; ++i) {
-    auto plan = std::make_unique<Backend>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+  for (std::int64_t i = 0; i < returned; ++i) {  // in the heuristics' order
+    if (nondeterministic(raw[i])) continue;
+    Backend plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     cudnnBackendDescriptor_t config = raw[i];
-    plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
-    plan->set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &config);
-    if (!plan->finalize()) continue;  // this engine does not support the shape
+    plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+    plan.set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &config);
+    if (!plan.finalize()) continue;  // this engine does not support the shape
     std::int64_t bytes = 0, n = 0;
-    if (cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
+    if (cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
                                  &bytes) != CUDNN_STATUS_SUCCESS ||
         bytes < 0 || static_cast<std::size_t>(bytes) > kMaxWorkspace) {
       continue;
     }
-    Tensor workspace;
-    if (bytes > 0) workspace = Tensor::empty({(bytes + 3) / 4}, DType::f32, x.device());
-    const cudnnBackendDescriptor_t candidate = plan->get();
-    const float ms = time_ms([&] {
-      return execute_graph_plan(h, candidate, x.raw_data(), filter.raw_data(), y.raw_data(), workspace.raw_data()) ==
-             CUDNN_STATUS_SUCCESS;
-    });
-    cudaGetLastError();  // a failed engine must not leave a sticky launch error behind
-    if (ms < best_ms) {
-      if (best) cudnnBackendDestroyDescriptor(best);
-      best = plan->released();
-      best_ms = ms;
-      *workspace_bytes = static_cast<std::size_t>(bytes);
-    }
+    *workspace_bytes = static_cast<std::size_t>(bytes);
+    return plan.released();
   }
-  return {best, best_ms};
+  return nullptr;
 }
 
 using Key = std::tuple<int, std::array<std::int64_t, 5>, std::int64_t, int, int, int, int, int>;
@@ -256,6 +238,13 @@ std::array<int, 5> ncdhw(const Shape& s) {
 
 Plan make_plan(const Tensor& x, const Tensor& filter, Tensor& y, const ConvParams& p) {
   Plan plan;
+  if (p.groups == 1) {
+    plan.graph_plan = graph_plan(x, y, p, &plan.workspace);
+    if (plan.graph_plan) {
+      plan.supported = true;
+      return plan;
+    }
+  }
   const cudnnDataType_t type = x.dtype() == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   check_cudnn(cudnnCreateTensorDescriptor(&plan.x), "tensor descriptor");
   check_cudnn(cudnnCreateTensorDescriptor(&plan.y), "tensor descriptor");
@@ -283,36 +272,12 @@ Plan make_plan(const Tensor& x, const Tensor& filter, Tensor& y, const ConvParam
       handle(), plan.x, x.raw_data(), plan.w, filter.raw_data(), plan.conv, plan.y, y.raw_data(),
       static_cast<int>(results.size()), &found, results.data(), workspace.raw_data(), kSearchWorkspace);
   if (status != CUDNN_STATUS_SUCCESS) found = 0;
-  float legacy_ms = std::numeric_limits<float>::infinity();
   for (int i = 0; i < found; ++i) {
     if (results[i].status == CUDNN_STATUS_SUCCESS) {  // sorted fastest first
       plan.supported = true;
       plan.algorithm = results[i].algo;
       plan.workspace = results[i].memory;
       break;
-    }
-  }
-  if (plan.supported) {  // timed like the graph plans, so that the two compare fairly
-    Tensor legacy_workspace;
-    if (plan.workspace > 0) {
-      legacy_workspace = Tensor::empty({static_cast<std::int64_t>((plan.workspace + 3) / 4)}, DType::f32, x.device());
-    }
-    const float alpha = 1.0f, beta = 0.0f;
-    legacy_ms = time_ms([&] {
-      return cudnnConvolutionForward(handle(), &alpha, plan.x, x.raw_data(), plan.w, filter.raw_data(), plan.conv,
-                                     plan.algorithm, legacy_workspace.raw_data(), plan.workspace, &beta, plan.y,
-                                     y.raw_data()) == CUDNN_STATUS_SUCCESS;
-    });
-  }
-  if (p.groups == 1) {
-    std::size_t graph_workspace = 0;
-    const auto [graph_plan, graph_ms] = best_graph_plan(x, filter, y, p, &graph_workspace);
-    if (graph_plan && graph_ms < legacy_ms) {
-      plan.supported = true;
-      plan.graph_plan = graph_plan;
-      plan.workspace = graph_workspace;
-    } else if (graph_plan) {
-      cudnnBackendDestroyDescriptor(graph_plan);
     }
   }
   return plan;
