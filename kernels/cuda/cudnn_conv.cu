@@ -4,9 +4,9 @@
 //   engine configuration of cuDNN's heuristics that is deterministic and supports the shape.
 //   Its engines include the NDHWC tensor-core kernels that PyTorch reaches; the legacy API's
 //   best ran the 48->48 3^3 conv at 128^3 in 2.0 ms on the H200, PyTorch 1.1 ms.
-//   The choice is not timed: with engines close in speed, timing picked different ones in
-//   different runs, and `forward` must give the same bytes every run (they sum in different
-//   orders);
+//   By default the choice is not timed: with engines close in speed, timing picked different
+//   ones in different runs, and `forward` must give the same bytes every run (they sum in
+//   different orders). VOXMAMBA_CUDNN_CHOICE=timed trades that for speed (engine_choice);
 // - else the legacy API (cudnnFindConvolutionForwardAlgorithmEx), which cuDNN 9 still ships,
 //   also for grouped convs.
 #include "kernels/cuda/cudnn_conv.cuh"
@@ -16,6 +16,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <limits>
+#include <string>
 #include <map>
 #include <memory>
 #include <vector>
@@ -126,6 +129,45 @@ cudnnStatus_t execute_graph_plan(cudnnHandle_t h, cudnnBackendDescriptor_t plan,
   return cudnnBackendExecute(h, plan, pack.get());
 }
 
+// Median of three timed runs after one warm-up, in ms; infinity if a run fails.
+template <typename Run> float time_ms(Run&& run) {
+  if (!run()) return std::numeric_limits<float>::infinity();
+  cudaEvent_t start = nullptr, stop = nullptr;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::array<float, 3> times{};
+  bool ok = true;
+  for (float& t : times) {
+    cudaEventRecord(start);
+    ok = run() && ok;
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    cudaEventElapsedTime(&t, start, stop);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(times.begin(), times.end());
+  return ok ? times[1] : std::numeric_limits<float>::infinity();
+}
+
+// How the graph API's engine is chosen: VOXMAMBA_CUDNN_CHOICE = "heuristic" (default: the
+// highest-ranked deterministic engine of heuristics mode A, the same one every run),
+// "heuristic-b" (the same with cuDNN's slower, learned mode B), or "timed" (the fastest of
+// the first eight deterministic candidates on the real buffers: on the H200 it ran the base
+// forward's 48->48 convs at 128^3 in 1.16 ms against 1.90 ms for mode A's first choice, but
+// when candidates are close in speed different runs may pick different engines, whose
+// results differ in the last bits).
+enum class EngineChoice { Heuristic, HeuristicB, Timed };
+
+EngineChoice engine_choice() {
+  const char* text = std::getenv("VOXMAMBA_CUDNN_CHOICE");
+  const std::string value = text ? text : "heuristic";
+  if (value == "heuristic") return EngineChoice::Heuristic;
+  if (value == "heuristic-b") return EngineChoice::HeuristicB;
+  if (value == "timed") return EngineChoice::Timed;
+  throw Error("VOXMAMBA_CUDNN_CHOICE must be heuristic, heuristic-b or timed, not '" + value + "'");
+}
+
 // True when an engine configuration's engine may give different results from run to run
 // (cuDNN's NONDETERMINISTIC numerical note, e.g. split reductions with atomics), or when
 // that cannot be read.
@@ -148,7 +190,8 @@ bool nondeterministic(cudnnBackendDescriptor_t config) {
 
 // The graph-API plan of a groups == 1 conv (see the top of this file), or nullptr when the
 // graph API offers none.
-cudnnBackendDescriptor_t graph_plan(const Tensor& x, Tensor& y, const ConvParams& p, std::size_t* workspace_bytes) {
+cudnnBackendDescriptor_t graph_plan(const Tensor& x, const Tensor& filter, Tensor& y, const ConvParams& p,
+                                    std::size_t* workspace_bytes) {
   const cudnnDataType_t type = x.dtype() == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   const std::int64_t k = p.kernel;
   Backend xt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), wt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), yt(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
@@ -188,7 +231,8 @@ cudnnBackendDescriptor_t graph_plan(const Tensor& x, Tensor& y, const ConvParams
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
   if (!graph.finalize()) return nullptr;
   Backend heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-  const cudnnBackendHeurMode_t heur_mode = CUDNN_HEUR_MODE_A;
+  const EngineChoice choice = engine_choice();
+  const cudnnBackendHeurMode_t heur_mode = choice == EngineChoice::HeuristicB ? CUDNN_HEUR_MODE_B : CUDNN_HEUR_MODE_A;
   cudnnBackendDescriptor_t gd = graph.get();
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &gd);
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &heur_mode);
@@ -209,7 +253,11 @@ cudnnBackendDescriptor_t graph_plan(const Tensor& x, Tensor& y, const ConvParams
                                &returned, raw.data()) != CUDNN_STATUS_SUCCESS) {
     return nullptr;
   }
-  for (std::int64_t i = 0; i < returned; ++i) {  // in the heuristics' order
+  constexpr int kTimedCandidates = 8;
+  cudnnBackendDescriptor_t best = nullptr;
+  float best_ms = std::numeric_limits<float>::infinity();
+  int timed = 0;
+  for (std::int64_t i = 0; i < returned && timed < kTimedCandidates; ++i) {  // in the heuristics' order
     if (nondeterministic(raw[i])) continue;
     Backend plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     cudnnBackendDescriptor_t config = raw[i];
@@ -222,10 +270,27 @@ cudnnBackendDescriptor_t graph_plan(const Tensor& x, Tensor& y, const ConvParams
         bytes < 0 || static_cast<std::size_t>(bytes) > kMaxWorkspace) {
       continue;
     }
-    *workspace_bytes = static_cast<std::size_t>(bytes);
-    return plan.released();
+    if (choice != EngineChoice::Timed) {
+      *workspace_bytes = static_cast<std::size_t>(bytes);
+      return plan.released();
+    }
+    Tensor workspace;
+    if (bytes > 0) workspace = Tensor::empty({(bytes + 3) / 4}, DType::f32, x.device());
+    const cudnnBackendDescriptor_t candidate = plan.get();
+    const float ms = time_ms([&] {
+      return execute_graph_plan(h, candidate, x.raw_data(), filter.raw_data(), y.raw_data(), workspace.raw_data()) ==
+             CUDNN_STATUS_SUCCESS;
+    });
+    cudaGetLastError();  // a failed engine must not leave a launch error behind
+    ++timed;
+    if (ms < best_ms) {
+      if (best) cudnnBackendDestroyDescriptor(best);
+      best = plan.released();
+      best_ms = ms;
+      *workspace_bytes = static_cast<std::size_t>(bytes);
+    }
   }
-  return nullptr;
+  return best;
 }
 
 using Key = std::tuple<int, std::array<std::int64_t, 5>, std::int64_t, int, int, int, int, int>;
@@ -239,7 +304,7 @@ std::array<int, 5> ncdhw(const Shape& s) {
 Plan make_plan(const Tensor& x, const Tensor& filter, Tensor& y, const ConvParams& p) {
   Plan plan;
   if (p.groups == 1) {
-    plan.graph_plan = graph_plan(x, y, p, &plan.workspace);
+    plan.graph_plan = graph_plan(x, filter, y, p, &plan.workspace);
     if (plan.graph_plan) {
       plan.supported = true;
       return plan;

@@ -3,13 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 #include <limits>
 
 #include "core/bfloat16.h"
 #include "core/tensor.h"
 #include "kernels/ops.h"
+#include "tests/test_util.h"
 
 namespace voxmamba::kernels {
 namespace {
@@ -72,6 +76,54 @@ TEST(CudaBackend, Bfloat16CastRoundsLikeTheHost) {
   const Tensor back = cast(gpu.to(Device::cuda(0)), DType::f32).to(Device::cpu());
   for (std::size_t i = 0; i < values.size(); ++i) {
     EXPECT_EQ(back.data<float>()[i], to_float(gpu.data<BFloat16>()[i])) << "value " << values[i];
+  }
+}
+
+// A bfloat16 dense conv that goes to cuDNN (channels in multiples of 8), against the CPU's
+// float32 result of the same bfloat16-valued inputs. Each call uses its own depth, so that
+// cuDNN plans a new shape (plans are cached per shape) and reads VOXMAMBA_CUDNN_CHOICE.
+double cudnn_conv_error(std::int64_t depth) {
+  const auto bf16_valued = [](const Tensor& t) { return cast(cast(t, DType::bf16), DType::f32); };
+  const Tensor x = bf16_valued(testing::random_tensor({1, depth, 6, 7, 16}, 70));
+  const Tensor w = bf16_valued(testing::random_tensor({27, 16, 8}, 71));
+  const ConvParams params{3, 1, 1, 1, 1};
+  const Tensor expected = conv3d(x, w, Tensor(), params);
+  const Device gpu = Device::cuda(0);
+  const Tensor got =
+      cast(conv3d(cast(x.to(gpu), DType::bf16), cast(w.to(gpu), DType::bf16), Tensor(), params), DType::f32)
+          .to(Device::cpu());
+  double worst = 0;
+  for (std::int64_t i = 0; i < expected.numel(); ++i) {
+    const double e = expected.data<float>()[i], g = got.data<float>()[i];
+    worst = std::max(worst, std::abs(g - e) / (1.0 + std::abs(e)));
+  }
+  return worst;
+}
+
+TEST(CudaBackend, CudnnEngineChoiceComesFromTheEnvironment) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  if (gpu_library_versions().find("cudnn 0") != std::string::npos) GTEST_SKIP() << "built without cuDNN";
+  const char* saved = std::getenv("VOXMAMBA_CUDNN_CHOICE");
+  const std::string restore = saved ? saved : "";
+  setenv("VOXMAMBA_CUDNN_CHOICE", "fastest", 1);
+  try {
+    cudnn_conv_error(3);
+    ADD_FAILURE() << "an unknown VOXMAMBA_CUDNN_CHOICE was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("VOXMAMBA_CUDNN_CHOICE must be heuristic, heuristic-b or timed"),
+              std::string::npos)
+        << e.what();
+  }
+  std::int64_t depth = 4;
+  for (const char* choice : {"heuristic", "heuristic-b", "timed"}) {
+    setenv("VOXMAMBA_CUDNN_CHOICE", choice, 1);
+    EXPECT_LT(cudnn_conv_error(depth++), 2e-2) << choice;  // bfloat16 output rounding
+  }
+  if (saved) {
+    setenv("VOXMAMBA_CUDNN_CHOICE", restore.c_str(), 1);
+  } else {
+    unsetenv("VOXMAMBA_CUDNN_CHOICE");
   }
 }
 
