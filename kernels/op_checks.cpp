@@ -94,7 +94,9 @@ void check_deform_args(const Tensor& x, const Tensor& offsets, const Tensor& wei
   for (int axis = 0; axis < 4; ++axis) {
     if (offsets.dim(axis) != x.dim(axis)) fail(op, "offsets and input differ in N, D, H or W");
   }
-  if (offsets.dim(4) != 3 * taps) fail(op, "offsets must have 3*K^3 = " + std::to_string(3 * taps) + " channels");
+  if (offsets.dim(4) < 3 * taps) {
+    fail(op, "offsets must have at least 3*K^3 = " + std::to_string(3 * taps) + " channels");
+  }
   if (weight.dim(0) != taps || weight.dim(1) != x.dim(4)) {
     fail(op, "weight " + shape_string(weight.shape()) + " does not fit kernel and channels");
   }

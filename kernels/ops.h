@@ -108,7 +108,8 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
 
 // Deformable depthwise conv of network.md, same-size output:
 //   y[p,c] = b[c] + sum_k w[k,c] * trilinear(x[.,c], p + dilation*t_k + offsets[p,k,:])
-// x [N,D,H,W,C], offsets [N,D,H,W,K*K*K*3] (channel 3*k + axis, axis 0=d 1=h 2=w, in voxels),
+// x [N,D,H,W,C], offsets [N,D,H,W,P] with P >= 3*K*K*K (channel 3*k + axis, axis 0=d 1=h 2=w,
+// in voxels; channels from 3*K*K*K on are ignored, so that rows can be padded for alignment),
 // weight [K*K*K, C], bias [C]. t_k runs from -(K-1)/2 to (K-1)/2 per axis in raster order;
 // samples outside the volume read zero. offset_bias [3*K*K*K] (optional) is added to every
 // voxel's offsets: the offset head's own bias, folded in here so that its GEMM, the widest

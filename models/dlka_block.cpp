@@ -1,6 +1,24 @@
 #include "models/dlka_block.h"
 
+#include <algorithm>
+
 namespace voxmamba::models {
+namespace {
+
+// The offset head's packed weight [in, 3 K^3] with zero columns up to a multiple of 8. Rows
+// of 1029 (or 375) bfloat16 offsets are not 16-byte aligned, which sent cuBLAS to slow
+// kernels for the widest GEMM of the network; the deformable conv reads its offsets with the
+// padded row stride and ignores the extra channels (ops.h).
+Tensor pad_offset_columns(const Tensor& packed) {
+  const std::int64_t in = packed.dim(0), out = packed.dim(1), padded = (out + 7) / 8 * 8;
+  Tensor result = Tensor::zeros({in, padded});
+  for (std::int64_t i = 0; i < in; ++i) {
+    std::copy_n(packed.data<float>() + i * out, out, result.data<float>() + i * padded);
+  }
+  return result;
+}
+
+}  // namespace
 
 DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int dilation, bool deformable) {
   DepthwiseConv conv;
@@ -13,7 +31,9 @@ DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int
   conv.bias = reader.tensor("bias");
   if (deformable) {
     conv.offset_dw = Conv3dLayer::load(reader.child("offset/dw"), {3, 1, 1, 1, static_cast<int>(channels)}, true);
-    conv.offset_pw = LinearLayer::load(reader.child("offset/pw"), true);
+    const ParameterReader head = reader.child("offset/pw");
+    conv.offset_pw = LinearLayer::from_packed(
+        head.upload_matrix(pad_offset_columns(pack_linear_weight(head.get("weight")))), head.tensor("bias"));
   }
   return conv;
 }

@@ -196,7 +196,7 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
   const float* shift = offset_bias.defined() ? offset_bias.data<float>() : nullptr;
   Tensor y = Tensor::empty(x.shape());
   const Volume5 v(x.shape());
-  const std::int64_t taps = static_cast<std::int64_t>(kernel) * kernel * kernel, C = v.C;
+  const std::int64_t C = v.C;
   const int half = (kernel - 1) / 2;
   const float* xd = x.data<float>();
   const float* od = offsets.data<float>();
@@ -209,7 +209,7 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
       const std::int64_t w = p % v.W, h = (p / v.W) % v.H, d = (p / (v.W * v.H)) % v.D, n = p / (v.W * v.H * v.D);
       float* acc = yd + p * C;
       fill_bias_rows(acc, 1, C, bias);
-      const float* delta = od + p * 3 * taps;
+      const float* delta = od + p * offsets.dim(4);  // rows may be padded (ops.h)
       for (int kd = 0; kd < kernel; ++kd)
         for (int kh = 0; kh < kernel; ++kh)
           for (int kw = 0; kw < kernel; ++kw) {

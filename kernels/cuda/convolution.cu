@@ -161,6 +161,7 @@ struct DeformGeometry {
   std::int64_t N;
   int D, H, W, C;
   int kernel, dilation;
+  int offset_stride;  // channels of an offsets row, 3 K^3 or padded beyond (ops.h)
 };
 
 // network.md's deformable depthwise conv: trilinear samples at p + dilation*t_k + offset,
@@ -206,7 +207,7 @@ __global__ void __launch_bounds__(256, 2) deform_kernel(const T* __restrict__ x,
     const std::int64_t n = tile / (static_cast<std::int64_t>(tiles_w) * tiles_h * tiles_d);
     const int v = (d * g.H + h) * g.W + w;
     const std::int64_t p = n * sample + v;
-    const T* delta = offsets + p * 3 * taps;
+    const T* delta = offsets + p * g.offset_stride;
     const T* xn = x + (p - v) * g.C;
     // Group q's first channel is first + q * step.
     const int first = j * G, step = threads_per_voxel * G;
@@ -398,7 +399,7 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
   }
   if (y.numel() == 0) return y;
   const DeformGeometry g{x.dim(0), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)),
-                         static_cast<int>(x.dim(4)), kernel, dilation};
+                         static_cast<int>(x.dim(4)), kernel, dilation, static_cast<int>(offsets.dim(4))};
   with_float_type(x.dtype(), "deform_dwconv3d", [&](auto tag) {
     using T = decltype(tag);
     // Groups of 16 bytes where C allows; three per thread (else two, else one) where that

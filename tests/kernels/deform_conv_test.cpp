@@ -100,5 +100,30 @@ TEST(DeformConv, OffsetBiasEqualsAddingItToEveryVoxelsOffsets) {
   EXPECT_THROW(deform_dwconv3d(x, offsets, w, b, kernel, 2, random_tensor({3 * taps - 1}, 6)), Error);
 }
 
+TEST(DeformConv, PaddedOffsetRowsIgnoreTheirExtraChannelsAndShortRowsAreRefused) {
+  // ops.h: offsets rows may be longer than 3 K^3 (the model pads them to 8-channel
+  // multiples); the extra channels, here wild values, must not matter.
+  const Shape shape{1, 3, 4, 5, 8};
+  const int kernel = 3, taps = 27;
+  const Tensor x = random_tensor(shape, 1);
+  const Tensor offsets = random_tensor({1, 3, 4, 5, 3 * taps}, 2, -1.5f, 1.5f);
+  const Tensor w = random_tensor({taps, 8}, 4), b = random_tensor({8}, 5);
+  Tensor padded = Tensor::full({1, 3, 4, 5, 3 * taps + 3}, 1e6f);
+  for (std::int64_t v = 0; v < 3 * 4 * 5; ++v) {
+    std::copy_n(offsets.data<float>() + v * 3 * taps, 3 * taps, padded.data<float>() + v * (3 * taps + 3));
+  }
+  const Tensor expected = reference::deform_dwconv3d(x, offsets, w, b, kernel, 1);
+  EXPECT_TRUE(close(reference::deform_dwconv3d(x, padded, w, b, kernel, 1), expected, 1e-6));
+  EXPECT_TRUE(close(deform_dwconv3d(x, padded, w, b, kernel, 1), expected, 1e-5));
+  const Tensor short_rows = random_tensor({1, 3, 4, 5, 3 * taps - 1}, 6);
+  try {
+    deform_dwconv3d(x, short_rows, w, b, kernel, 1);
+    ADD_FAILURE() << "offsets with fewer than 3 K^3 channels were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("offsets must have at least 3*K^3 = 81 channels"), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace voxmamba::kernels

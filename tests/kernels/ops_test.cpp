@@ -65,12 +65,14 @@ OpCase conv_case(const std::string& name, Shape x_shape, int cout, ConvParams p,
           }};
 }
 
+// padding: extra offset channels per voxel beyond 3 K^3, which the op must ignore (the model
+// pads the offset head's rows to a multiple of 8 channels).
 OpCase deform_case(const std::string& name, Shape x_shape, int kernel, int dilation, float offset_range,
-                   bool offset_bias = false) {
+                   bool offset_bias = false, std::int64_t padding = 0) {
   return {Op::DeformDepthwiseConv3d, name, [=](bool reference) {
             const std::int64_t taps = static_cast<std::int64_t>(kernel) * kernel * kernel;
             Shape offset_shape = x_shape;
-            offset_shape[4] = 3 * taps;
+            offset_shape[4] = 3 * taps + padding;
             const Tensor x = input(x_shape, 4);
             const Tensor offsets = input(offset_shape, 5, -offset_range, offset_range);
             const Tensor w = param({taps, x_shape[4]}, 6);
@@ -119,6 +121,7 @@ std::vector<OpCase> all_cases() {
   // 48 channels: on the GPU each thread owns three interleaved 16-byte groups (two threads a
   // voxel in bfloat16, four in float32), as at base stage 0; 5 x 6 x 7 leaves partial tiles.
   cases.push_back(deform_case("deform_k3_d2_c48_offset_bias", {2, 5, 6, 7, 48}, 3, 2, 2.0f, true));
+  cases.push_back(deform_case("deform_k3_c16_padded_offsets", {1, 4, 5, 6, 16}, 3, 1, 1.5f, true, 3));
 
   cases.push_back({Op::LayerNorm, "layer_norm_c7", [](bool reference) {
                      return CALL(layer_norm, input({2, 3, 4, 5, 7}, 12, -3, 5), param({7}, 13),
@@ -166,6 +169,16 @@ std::vector<OpCase> all_cases() {
                      return CALL(linear, input({3, 17, 13}, 24), input({13, 11}, 25), param({11}, 26), DType::f32);
                    },
                    2e-5, 1e-4, true});  // no output rounding: the bfloat16 inputs are exact
+
+  // Fewer than 32 outputs with 16-byte input vectors (the GPU's narrow kernel): a Mamba B
+  // projection, and a segmentation head writing float32 logits.
+  cases.push_back({Op::Linear, "linear_narrow_96_to_16", [](bool reference) {
+                     return CALL(linear, input({2, 37, 96}, 61), input({96, 16}, 62), Tensor());
+                   }});
+  cases.push_back({Op::Linear, "linear_head_48_to_3_float32_output", [](bool reference) {
+                     return CALL(linear, input({1, 5, 6, 7, 48}, 63), input({48, 3}, 64), param({3}, 65), DType::f32);
+                   },
+                   2e-5, 1e-4, true});
 
   const VolumeShape volume{3, 4, 5};
   for (TokenOrder order : kTokenOrders) {
