@@ -1,12 +1,13 @@
 // Dense convs through cuDNN, one plan per distinct shape, chosen once and cached for the
 // fixed-shape patch forward that follows:
 // - first the graph (backend) API: a one-node operation graph, run by the highest-ranked
-//   engine configuration of cuDNN's heuristics that is deterministic and supports the shape.
+//   engine configuration of cuDNN's heuristics (mode B by default) that is deterministic and
+//   supports the shape.
 //   Its engines include the NDHWC tensor-core kernels that PyTorch reaches; the legacy API's
 //   best ran the 48->48 3^3 conv at 128^3 in 2.0 ms on the H200, PyTorch 1.1 ms.
 //   By default the choice is not timed: with engines close in speed, timing picked different
 //   ones in different runs, and `forward` must give the same bytes every run (they sum in
-//   different orders). VOXMAMBA_CUDNN_CHOICE=timed trades that for speed (engine_choice);
+//   different orders). VOXMAMBA_CUDNN_CHOICE selects the heuristics or timing (engine_choice);
 // - else the legacy API (cudnnFindConvolutionForwardAlgorithmEx), which cuDNN 9 still ships,
 //   also for grouped convs.
 #include "kernels/cuda/cudnn_conv.cuh"
@@ -150,18 +151,18 @@ template <typename Run> float time_ms(Run&& run) {
   return ok ? times[1] : std::numeric_limits<float>::infinity();
 }
 
-// How the graph API's engine is chosen: VOXMAMBA_CUDNN_CHOICE = "heuristic" (default: the
-// highest-ranked deterministic engine of heuristics mode A, the same one every run),
-// "heuristic-b" (the same with cuDNN's slower, learned mode B), or "timed" (the fastest of
-// the first eight deterministic candidates on the real buffers: on the H200 it ran the base
-// forward's 48->48 convs at 128^3 in 1.16 ms against 1.90 ms for mode A's first choice, but
-// when candidates are close in speed different runs may pick different engines, whose
-// results differ in the last bits).
+// How the graph API's engine is chosen: VOXMAMBA_CUDNN_CHOICE = "heuristic-b" (default: the
+// highest-ranked deterministic engine of cuDNN's learned heuristics, mode B, the same one
+// every run), "heuristic" (the same with the instant mode A), or "timed" (the fastest of the
+// first eight deterministic candidates on the real buffers, which may differ from run to run
+// when candidates are close in speed, and with it the last bits of the results). Base
+// forward at 128^3 on the H200: mode A 60.6 ms (its 48->48 convs at 128^3 1.87 ms each),
+// mode B 56.1 ms (1.19 ms), timed 55.8 ms (1.11 ms).
 enum class EngineChoice { Heuristic, HeuristicB, Timed };
 
 EngineChoice engine_choice() {
   const char* text = std::getenv("VOXMAMBA_CUDNN_CHOICE");
-  const std::string value = text ? text : "heuristic";
+  const std::string value = text ? text : "heuristic-b";
   if (value == "heuristic") return EngineChoice::Heuristic;
   if (value == "heuristic-b") return EngineChoice::HeuristicB;
   if (value == "timed") return EngineChoice::Timed;

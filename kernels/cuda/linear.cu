@@ -1,11 +1,9 @@
 // Linear maps (and so pointwise convs) on cuBLAS: float32 in pedantic fp32 (no TF32) so that
 // results match the CPU reference to fp32 rounding; bfloat16 on tensor cores with fp32
-// accumulation. Maps with fewer than 32 outputs use their own kernel (narrow_linear_kernel).
+// accumulation.
 #include <cublas_v2.h>
 
-#include <algorithm>
 #include <mutex>
-#include <type_traits>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -30,49 +28,6 @@ __global__ void broadcast_rows_kernel(const float* bias, T* y, std::int64_t rows
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     y[i] = from_f32<T>(bias[i % c]);
   }
-}
-
-// Linear maps with few outputs (the Mamba blocks' dt, B and C projections, the segmentation
-// head's classes): cuBLAS tiles are 32 or more columns wide and run such GEMMs several times
-// slower than reading their input, so here a thread computes one output of one row, reading
-// the row in 16-byte vectors (the row's other outputs read it from L1) and adding the bias.
-constexpr std::int64_t kNarrowOutputs = 32;
-
-template <typename T, typename Out, int V>
-__global__ void narrow_linear_kernel(const T* __restrict__ x, const T* __restrict__ weight,
-                                     const float* __restrict__ bias, Out* __restrict__ y, std::int64_t rows,
-                                     int in, int out) {
-  const std::int64_t total = rows * out;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t row = i / out;
-    const int o = static_cast<int>(i - row * out);
-    const T* input = x + row * in;
-    float acc = bias ? bias[o] : 0.0f;
-    for (int k = 0; k < in; k += V) {
-      Vec<T, V> values;
-      values.load(input + k);
-#pragma unroll
-      for (int j = 0; j < V; ++j) acc += values.v[j] * to_f32(weight[(k + j) * out + o]);
-    }
-    y[i] = from_f32<Out>(acc);
-  }
-}
-
-template <typename T, typename Out>
-void launch_narrow_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, std::int64_t rows,
-                          int in, int out) {
-  const auto launch = [&](auto width) {
-    constexpr int V = decltype(width)::value;
-    narrow_linear_kernel<T, Out, V><<<blocks_for(rows * out), kThreads>>>(
-        ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<Out>(y), rows, in, out);
-  };
-  if (vector_width<T>(in) > 1) {
-    launch(std::integral_constant<int, 16 / sizeof(T)>{});
-  } else {
-    launch(std::integral_constant<int, 1>{});
-  }
-  check_launch("linear (narrow)");
 }
 
 }  // namespace
@@ -109,18 +64,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
     throw Error("linear: a float32 input gives a float32 output");
   }
   Tensor y = empty_like_device(out_shape, x, out_type);
-  const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = x.numel() / std::max<std::int64_t>(in, 1);
-  if (out < kNarrowOutputs && in > 0 && in < (std::int64_t(1) << 31) && y.numel() > 0) {
-    with_float_type(x.dtype(), "linear", [&](auto tag) {
-      using T = decltype(tag);
-      if (out_type == DType::f32) {
-        launch_narrow_linear<T, float>(x, weight, bias, y, rows, static_cast<int>(in), static_cast<int>(out));
-      } else {
-        launch_narrow_linear<T, T>(x, weight, bias, y, rows, static_cast<int>(in), static_cast<int>(out));
-      }
-    });
-    return y;
-  }
+  const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = x.numel() / in;
   // The bias is written first (in the output type) and the product accumulated onto it.
   if (bias.defined()) fill_rows_with_bias(out_type, ptr(bias), y.raw_data(), rows, out);
   gemm(x.dtype(), x.raw_data(), weight.raw_data(), y.raw_data(), rows, out, in, in, out, out, bias.defined(),
