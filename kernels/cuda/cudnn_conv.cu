@@ -70,17 +70,17 @@ struct Plan {
 constexpr std::int64_t kX = 'x', kW = 'w', kY = 'y';
 constexpr std::size_t kMaxWorkspace = std::size_t(1) << 30;  // 1 GiB
 
-// Owns a backend descriptor; released() hands it over.
-class Backend {
+// Owns a graph-API (backend) descriptor; released() hands it over.
+class Descriptor {
  public:
-  explicit Backend(cudnnBackendDescriptorType_t type) {
+  explicit Descriptor(cudnnBackendDescriptorType_t type) {
     if (cudnnBackendCreateDescriptor(type, &descriptor_) != CUDNN_STATUS_SUCCESS) descriptor_ = nullptr;
   }
-  ~Backend() {
+  ~Descriptor() {
     if (descriptor_) cudnnBackendDestroyDescriptor(descriptor_);
   }
-  Backend(const Backend&) = delete;
-  Backend& operator=(const Backend&) = delete;
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
   cudnnBackendDescriptor_t get() const { return descriptor_; }
   cudnnBackendDescriptor_t released() {
     cudnnBackendDescriptor_t d = descriptor_;
@@ -105,7 +105,7 @@ class Backend {
 };
 
 // A channels-last tensor with logical dims (n, c, d, h, w): NDHWC strides.
-bool set_tensor(Backend& t, std::int64_t uid, cudnnDataType_t type, std::array<std::int64_t, 5> dims) {
+bool set_tensor(Descriptor& t, std::int64_t uid, cudnnDataType_t type, std::array<std::int64_t, 5> dims) {
   const std::int64_t c = dims[1], d = dims[2], h = dims[3], w = dims[4];
   const std::array<std::int64_t, 5> strides = {d * h * w * c, 1, h * w * c, w * c, c};
   const std::int64_t alignment = 16;
@@ -120,7 +120,7 @@ bool set_tensor(Backend& t, std::int64_t uid, cudnnDataType_t type, std::array<s
 // Runs a graph-API plan on the given buffers.
 cudnnStatus_t execute_graph_plan(cudnnHandle_t h, cudnnBackendDescriptor_t plan, const void* x, const void* w, void* y,
                                  void* workspace) {
-  Backend pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+  Descriptor pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
   void* pointers[3] = {const_cast<void*>(x), const_cast<void*>(w), y};
   const std::int64_t uids[3] = {kX, kW, kY};
   pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, pointers);
@@ -173,7 +173,7 @@ EngineChoice engine_choice() {
 // (cuDNN's NONDETERMINISTIC numerical note, e.g. split reductions with atomics), or when
 // that cannot be read.
 bool nondeterministic(cudnnBackendDescriptor_t config) {
-  Backend engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
   cudnnBackendDescriptor_t e = engine.get();
   std::int64_t n = 0;
   if (!e || cudnnBackendGetAttribute(config, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &e) !=
@@ -195,13 +195,13 @@ cudnnBackendDescriptor_t graph_plan(const Tensor& x, const Tensor& filter, Tenso
                                     std::size_t* workspace_bytes) {
   const cudnnDataType_t type = x.dtype() == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   const std::int64_t k = p.kernel;
-  Backend xt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), wt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), yt(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  Descriptor xt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), wt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), yt(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
   if (!set_tensor(xt, kX, type, {x.dim(0), x.dim(4), x.dim(1), x.dim(2), x.dim(3)}) ||
       !set_tensor(wt, kW, type, {y.dim(4), x.dim(4), k, k, k}) ||  // [cout, taps, cin]: KDHWC
       !set_tensor(yt, kY, type, {y.dim(0), y.dim(4), y.dim(1), y.dim(2), y.dim(3)})) {
     return nullptr;
   }
-  Backend conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+  Descriptor conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
   const std::int64_t spatial = 3;
   const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
@@ -214,7 +214,7 @@ cudnnBackendDescriptor_t graph_plan(const Tensor& x, const Tensor& filter, Tenso
   conv.set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, 3, stride.data());
   conv.set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, 3, pad.data());
   conv.set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, 3, pad.data());
-  Backend op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
+  Descriptor op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
   const float alpha = 1.0f, beta = 0.0f;
   cudnnBackendDescriptor_t xd = xt.get(), wd = wt.get(), yd = yt.get(), cd = nullptr;
   if (conv.finalize()) cd = conv.get();
@@ -225,13 +225,13 @@ cudnnBackendDescriptor_t graph_plan(const Tensor& x, const Tensor& filter, Tenso
   op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha);
   op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
   if (!cd || !op.finalize()) return nullptr;
-  Backend graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+  Descriptor graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
   cudnnHandle_t h = handle();
   cudnnBackendDescriptor_t od = op.get();
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &od);
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
   if (!graph.finalize()) return nullptr;
-  Backend heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+  Descriptor heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
   const EngineChoice choice = engine_choice();
   const cudnnBackendHeurMode_t heur_mode = choice == EngineChoice::HeuristicB ? CUDNN_HEUR_MODE_B : CUDNN_HEUR_MODE_A;
   cudnnBackendDescriptor_t gd = graph.get();
@@ -243,10 +243,10 @@ cudnnBackendDescriptor_t graph_plan(const Tensor& x, const Tensor& filter, Tenso
                                nullptr) != CUDNN_STATUS_SUCCESS || count <= 0) {
     return nullptr;
   }
-  std::vector<std::unique_ptr<Backend>> configs;
+  std::vector<std::unique_ptr<Descriptor>> configs;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (std::int64_t i = 0; i < count; ++i) {
-    configs.push_back(std::make_unique<Backend>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
+    configs.push_back(std::make_unique<Descriptor>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
     raw.push_back(configs.back()->get());
   }
   std::int64_t returned = 0;
@@ -260,7 +260,7 @@ cudnnBackendDescriptor_t graph_plan(const Tensor& x, const Tensor& filter, Tenso
   int timed = 0;
   for (std::int64_t i = 0; i < returned && timed < kTimedCandidates; ++i) {  // in the heuristics' order
     if (nondeterministic(raw[i])) continue;
-    Backend plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    Descriptor plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     cudnnBackendDescriptor_t config = raw[i];
     plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
     plan.set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &config);

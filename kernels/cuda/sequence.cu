@@ -2,8 +2,9 @@
 // (token_at in 32 bits through TokenIndex), never by copying. The selective scan is chunked so the whole GPU works on
 // one long sequence (gpu.md: one block per channel walking 262,144 tokens leaves most SMs
 // idle): (1) each chunk scans from a zero state and records its total decay and end state,
-// (2) a short sequential pass composes the chunks' (decay, state) pairs into each chunk's
-// incoming state, (3) each chunk rescans from its incoming state and writes y.
+// (2) a pass composes the chunks' (decay, state) pairs into each chunk's incoming state
+// (segments of chunks in parallel: scan_carry_kernel), (3) each chunk rescans from its
+// incoming state and writes y.
 #include <algorithm>
 #include <type_traits>
 
