@@ -417,12 +417,43 @@ def test_forward_small():
           f"shape {tuple(y.shape)}, std {float(y.std()):.3g}, {dt:.2f} s")
 
 
+def test_precision_emulation():
+    """tools/precision_emulation.py: rounding to fp16 (10-bit mantissa) moves the logits less than
+    bf16 (7-bit), neither leaves them untouched, and an unknown type is refused."""
+    import contextlib
+    import io
+    import precision_emulation
+    cfg = twin.config_preset("small", 3)
+    model = twin.build_model(cfg, seed=0).eval()
+    _perturb(model)
+    with tempfile.TemporaryDirectory() as d:
+        weights, inp = os.path.join(d, "m.h5"), os.path.join(d, "x.npy")
+        twin.save_hdf5(model, dict(cfg, labels=["background", "a", "b"], patch_size=[16, 16, 16]), weights)
+        np.save(inp, np.random.RandomState(0).standard_normal((1, 16, 16, 16, 1)).astype(np.float32))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            precision_emulation.main(["--weights", weights, "--input", inp])
+        r = json.loads(out.getvalue())
+        bf16, fp16 = r["bf16"]["mean_abs_error"], r["fp16"]["mean_abs_error"]
+        check("precision emulation: fp16 moves the logits less than bf16, both move them",
+              0 < fp16 < bf16 / 2 and r["bf16"]["argmax_agreement"] > 0.9, f"mean abs error bf16 {bf16:.2e}, fp16 {fp16:.2e}")
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                precision_emulation.main(["--weights", weights, "--input", inp, "--types", "fp8"])
+            refused = False
+        except SystemExit as e:
+            refused = e.code == 2
+        check("precision emulation: an unknown type is refused", refused and "unknown type(s) fp8" in err.getvalue(),
+              err.getvalue().strip().splitlines()[-1] if err.getvalue() else "no error")
+
+
 def main():
     t0 = time.time()
     print(f"torch {torch.__version__}, numpy {np.__version__}, threads {torch.get_num_threads()}")
     for test in (test_parameter_counts, test_scan_direct, test_fair_scan, test_scan_block, test_deform_zero_offsets,
                  test_deform_integer_shift, test_deform_fractional, test_forward_small,
-                 test_forward_fair_scan_and_layout, test_hdf5_round_trip):
+                 test_forward_fair_scan_and_layout, test_hdf5_round_trip, test_precision_emulation):
         try:
             test()
         except Exception as e:  # a crash is a failure of that test
