@@ -1,24 +1,6 @@
 #include "models/dlka_block.h"
 
-#include <algorithm>
-
 namespace voxmamba::models {
-namespace {
-
-// The offset head's packed weight [in, 3 K^3] with zero columns up to a multiple of 8. Rows
-// of 1029 (or 375) bfloat16 offsets are not 16-byte aligned, which sent cuBLAS to slow
-// kernels for the widest GEMM of the network; the deformable conv reads its offsets with the
-// padded row stride and ignores the extra channels (ops.h).
-Tensor pad_offset_columns(const Tensor& packed) {
-  const std::int64_t in = packed.dim(0), out = packed.dim(1), padded = (out + 7) / 8 * 8;
-  Tensor result = Tensor::zeros({in, padded});
-  for (std::int64_t i = 0; i < in; ++i) {
-    std::copy_n(packed.data<float>() + i * out, out, result.data<float>() + i * padded);
-  }
-  return result;
-}
-
-}  // namespace
 
 DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int dilation, bool deformable) {
   DepthwiseConv conv;
@@ -31,9 +13,16 @@ DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int
   conv.bias = reader.tensor("bias");
   if (deformable) {
     conv.offset_dw = Conv3dLayer::load(reader.child("offset/dw"), {3, 1, 1, 1, static_cast<int>(channels)}, true);
+    // The offset head's 3 K^3 outputs (1029 or 375) are padded to gemm_aligned (layers.h) so
+    // that its bfloat16 output rows are 16-byte aligned: unpadded, cuBLAS ran the network's
+    // widest GEMM on slow kernels. The deformable conv reads the offsets with the padded row
+    // stride and ignores the zero channels (ops.h).
     const ParameterReader head = reader.child("offset/pw");
-    conv.offset_pw = LinearLayer::from_packed(
-        head.upload_matrix(pad_offset_columns(pack_linear_weight(head.get("weight")))), head.tensor("bias"));
+    const Tensor& head_weight = head.get("weight");  // [3 K^3, C, 1, 1, 1]
+    const std::int64_t offsets = head_weight.dim(0);
+    conv.offset_pw = linear_rows(head, head_weight.reshape({offsets, head_weight.numel() / offsets}), 0, offsets,
+                                 gemm_aligned(offsets));
+    conv.offset_pw.bias = head.tensor("bias");
   }
   return conv;
 }

@@ -1,5 +1,7 @@
 #include "models/layers.h"
 
+#include <algorithm>
+
 namespace voxmamba::models {
 namespace {
 constexpr float kNormEpsilon = 1e-5f;  // network.md: LayerNorm and InstanceNorm
@@ -59,6 +61,14 @@ LinearLayer LinearLayer::load(const ParameterReader& reader, bool with_bias) {
   layer.weight = reader.upload_matrix(pack_linear_weight(reader.get("weight")));
   if (with_bias) layer.bias = reader.tensor("bias");
   return layer;
+}
+
+LinearLayer linear_rows(const ParameterReader& reader, const Tensor& weight, std::int64_t begin, std::int64_t count,
+                        std::int64_t padded) {
+  const std::int64_t in = weight.dim(1);
+  Tensor rows = Tensor::zeros({padded, in});
+  std::copy(weight.data<float>() + begin * in, weight.data<float>() + (begin + count) * in, rows.data<float>());
+  return LinearLayer::from_packed(reader.upload_matrix(pack_linear_weight(rows)));
 }
 
 NormLayer NormLayer::load(const ParameterReader& reader) {

@@ -60,6 +60,19 @@ struct LinearLayer {
   }
 };
 
+// GEMM sizes are padded to multiples of kGemmAlignment elements with zero weights, which add
+// exactly nothing: bfloat16 GEMMs whose inner or outer size (or row stride) is not a multiple
+// of 8 elements (16 bytes) miss cuBLAS's tensor-core kernels and fall back to slow ones.
+constexpr std::int64_t kGemmAlignment = 8;
+inline std::int64_t gemm_aligned(std::int64_t size) {
+  return (size + kGemmAlignment - 1) / kGemmAlignment * kGemmAlignment;
+}
+
+// Rows [begin, begin + count) of a PyTorch Linear weight [out, in], packed to [in, padded]
+// with zero columns from count to padded; no bias.
+LinearLayer linear_rows(const ParameterReader& reader, const Tensor& weight, std::int64_t begin, std::int64_t count,
+                        std::int64_t padded);
+
 struct NormLayer {
   Tensor weight, bias;
   static NormLayer load(const ParameterReader& reader);

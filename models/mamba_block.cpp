@@ -5,23 +5,8 @@
 namespace voxmamba::models {
 namespace {
 
-// The dt rank R (3 for 48 channels) padded to a multiple of 8 with zero weights, which add
-// exactly nothing: bfloat16 GEMMs whose inner or outer size is not a multiple of 8 elements
-// (16 bytes) miss cuBLAS's tensor-core kernels and fall back to slow ones.
-constexpr std::int64_t kGemmAlignment = 8;
-std::int64_t padded_rank(std::int64_t rank) { return (rank + kGemmAlignment - 1) / kGemmAlignment * kGemmAlignment; }
-
-// Rows [begin, begin + count) of a PyTorch Linear weight [out, in], packed to [in, padded]
-// with zero columns from count to padded.
-LinearLayer linear_rows(const ParameterReader& reader, const Tensor& weight, std::int64_t begin, std::int64_t count,
-                        std::int64_t padded) {
-  const std::int64_t in = weight.dim(1);
-  Tensor rows = Tensor::zeros({padded, in});
-  std::copy(weight.data<float>() + begin * in, weight.data<float>() + (begin + count) * in, rows.data<float>());
-  return LinearLayer::from_packed(reader.upload_matrix(pack_linear_weight(rows)));
-}
-
-// dt_proj [E, R] packed to [padded, E] with zero rows from R to padded.
+// dt_proj [E, R] packed to [padded, E] with zero rows from R to padded: the dt rank (3 for 48
+// channels) is padded to gemm_aligned(R) (layers.h).
 LinearLayer padded_dt_proj(const ParameterReader& reader, std::int64_t padded) {
   const Tensor& weight = reader.get("weight");  // [E, R]
   const std::int64_t E = weight.dim(0), R = weight.dim(1);
@@ -48,7 +33,7 @@ MambaBlock MambaBlock::load(const ParameterReader& reader, int dt_rank, int d_st
     branch.conv_weight = r.upload(pack_linear_weight(r.get("conv1d/weight").reshape({E, r.get("conv1d/weight").dim(2)})));
     branch.conv_bias = r.tensor("conv1d/bias");
     const Tensor& x_proj = r.get("x_proj/weight");  // [R + 2S, E], rows ordered [dt_in, B, C]
-    const std::int64_t rank = padded_rank(dt_rank);
+    const std::int64_t rank = gemm_aligned(dt_rank);
     branch.x_to_dt = linear_rows(r, x_proj, 0, dt_rank, rank);
     branch.x_to_B = linear_rows(r, x_proj, dt_rank, d_state, d_state);
     branch.x_to_C = linear_rows(r, x_proj, dt_rank + d_state, d_state, d_state);
