@@ -26,6 +26,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "kernels/backend.h"
 #include "kernels/cuda/cuda_common.cuh"
 
 namespace voxmamba::kernels::cuda {
@@ -130,25 +131,15 @@ cudnnStatus_t execute_graph_plan(cudnnHandle_t h, cudnnBackendDescriptor_t plan,
   return cudnnBackendExecute(h, plan, pack.get());
 }
 
-// Median of three timed runs after one warm-up, in ms; infinity if a run fails.
-template <typename Run> float time_ms(Run&& run) {
+// Median of three timed runs (kernels::elapsed_ms, CUDA events) after one warm-up, in ms;
+// infinity if a run fails.
+template <typename Run> float time_ms(const Device& device, Run&& run) {
   if (!run()) return std::numeric_limits<float>::infinity();
-  cudaEvent_t start = nullptr, stop = nullptr;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::array<float, 3> times{};
+  std::array<double, 3> times{};
   bool ok = true;
-  for (float& t : times) {
-    cudaEventRecord(start);
-    ok = run() && ok;
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    cudaEventElapsedTime(&t, start, stop);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  for (double& t : times) t = elapsed_ms(device, [&] { ok = run() && ok; });
   std::sort(times.begin(), times.end());
-  return ok ? times[1] : std::numeric_limits<float>::infinity();
+  return ok ? static_cast<float>(times[1]) : std::numeric_limits<float>::infinity();
 }
 
 // How the graph API's engine is chosen: VOXMAMBA_CUDNN_CHOICE = "heuristic-b" (default: the
@@ -185,8 +176,8 @@ bool nondeterministic(cudnnBackendDescriptor_t config) {
                                static_cast<std::int64_t>(notes.size()), &n, notes.data()) != CUDNN_STATUS_SUCCESS) {
     return true;
   }
-  return std::find(notes.begin(), notes.begin() + std::min<std::int64_t>(n, notes.size()),
-                   CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) != notes.begin() + std::min<std::int64_t>(n, notes.size());
+  const auto end = notes.begin() + std::min<std::int64_t>(n, notes.size());
+  return std::find(notes.begin(), end, CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) != end;
 }
 
 // The graph-API plan of a groups == 1 conv (see the top of this file), or nullptr when the
@@ -278,7 +269,7 @@ cudnnBackendDescriptor_t graph_plan(const Tensor& x, const Tensor& filter, Tenso
     Tensor workspace;
     if (bytes > 0) workspace = Tensor::empty({(bytes + 3) / 4}, DType::f32, x.device());
     const cudnnBackendDescriptor_t candidate = plan.get();
-    const float ms = time_ms([&] {
+    const float ms = time_ms(x.device(), [&] {
       return execute_graph_plan(h, candidate, x.raw_data(), filter.raw_data(), y.raw_data(), workspace.raw_data()) ==
              CUDNN_STATUS_SUCCESS;
     });
@@ -337,7 +328,7 @@ Plan make_plan(const Tensor& x, const Tensor& filter, Tensor& y, const ConvParam
   const cudnnStatus_t status = cudnnFindConvolutionForwardAlgorithmEx(
       handle(), plan.x, x.raw_data(), plan.w, filter.raw_data(), plan.conv, plan.y, y.raw_data(),
       static_cast<int>(results.size()), &found, results.data(), workspace.raw_data(), kSearchWorkspace);
-  if (status != CUDNN_STATUS_SUCCESS) found = 0;
+  if (status != CUDNN_STATUS_SUCCESS) return plan;
   for (int i = 0; i < found; ++i) {
     if (results[i].status == CUDNN_STATUS_SUCCESS) {  // sorted fastest first
       plan.supported = true;
