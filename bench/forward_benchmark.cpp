@@ -2,7 +2,7 @@
 // input, device, precision, every timing, the median, TFLOP/s from the analytic FLOP count
 // (multiply-add = 2), and on a GPU the peak memory of the timed passes.
 // Usage: voxmamba_forward_benchmark [--config small|base] [--size 64] [--repeats 3]
-//        [--threads N] [--classes 3] [--device cpu|cuda] [--precision auto|fp32|bf16]
+//        [--threads N] [--classes 3] [--device cpu|cuda] [--precision auto|fp32|bf16|fp16]
 //        [--model FILE.h5] [--input FILE.npy] [--profile 1]
 // --model and --input time a given model file and input array (tools/bench_twin.py passes
 // the twin's, so both sides see the same weights and input); otherwise seeded random
@@ -38,6 +38,11 @@ const char* op_class(const std::string& label) {
   if (label == "selective_scan" || label == "causal_conv1d") return "scans";
   if (label == "layer_norm" || label == "instance_norm") return "norms";
   return "rest";
+}
+
+// --precision's spelling of an activation type.
+const char* precision_label(voxmamba::DType type) {
+  return type == voxmamba::DType::bf16 ? "bf16" : (type == voxmamba::DType::f16 ? "fp16" : "fp32");
 }
 
 }  // namespace
@@ -113,7 +118,7 @@ int main(int argc, char** argv) {
     std::printf("{\"benchmark\": \"forward\", \"device\": \"%s\", \"precision\": \"%s\", \"config\": \"%s\", "
                 "\"input\": [%lld, %lld, %lld, %lld, %lld], \"threads\": %d, \"gemm\": \"%s\", \"repeats\": %d, "
                 "\"timer\": \"%s\", \"ms\": [",
-                device.name().c_str(), precision == DType::bf16 ? "bf16" : "fp32", config_name.c_str(),
+                device.name().c_str(), precision_label(precision), config_name.c_str(),
                 static_cast<long long>(shape[0]), static_cast<long long>(shape[1]), static_cast<long long>(shape[2]),
                 static_cast<long long>(shape[3]), static_cast<long long>(shape[4]), thread_pool().size(),
                 device.is_cpu() ? kernels::cpu::gemm_backend_name() : "cublas+cudnn", repeats,

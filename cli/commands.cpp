@@ -127,7 +127,7 @@ void add_forward_command(CLI::App& app) {
   command->add_option("--device", forward_options.device, "auto (the GPU when one is usable), cpu, cuda or cuda:N")
       ->capture_default_str();
   command->add_option("--precision", forward_options.precision,
-                      "auto (bf16 on a GPU, fp32 on the CPU), fp32, or bf16 (GPU only; fp32 accumulation)")
+                      kPrecisionHelp)
       ->capture_default_str();
   command->add_flag("--quiet", forward_options.quiet, "print nothing on success");
   command->footer("Example: voxmamba forward --weights model.h5 --input image.npy --output logits.npy");

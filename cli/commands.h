@@ -5,6 +5,11 @@
 
 namespace voxmamba::cli {
 
+// --precision's help, shared by forward and segment (pipeline::choose_precision reads it).
+inline constexpr const char* kPrecisionHelp =
+    "auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16 or fp16 (GPU only, fp32 accumulation; "
+    "fp16 rounds 8x finer than bf16 but overflows above 65504)";
+
 void add_init_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_forward_command(CLI::App& app);

@@ -52,7 +52,7 @@ void add_segment_command(CLI::App& app) {
   command->add_option("-m,--model", r.model, "model file (HDF5)")->required();
   command->add_option("--device", r.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   command->add_option("--precision", r.precision,
-                      "auto (bf16 on a GPU, fp32 on the CPU), fp32, or bf16 (GPU only; fp32 accumulation)")
+                      kPrecisionHelp)
       ->capture_default_str();
   command->add_option("--overlap", r.overlap, "sliding-window overlap in [0, 1); step = patch * (1 - overlap)")
       ->capture_default_str();

@@ -3,8 +3,8 @@
 // version in kernels/reference/, implemented for the CPU in kernels/cpu/ and for CUDA in
 // kernels/cuda/, and dispatched here by the input's device.
 //
-// Element types: activations are float32, or bfloat16 on the GPU (every kernel computes and
-// accumulates in float32 and rounds once when it stores). The weights of GEMM-shaped ops
+// Element types: activations are float32, or bfloat16 or float16 on the GPU (every kernel
+// computes and accumulates in float32 and rounds once when it stores). The weights of GEMM-shaped ops
 // (dense conv3d, conv_transpose3d_k2s2, linear) have the activations' type; every other
 // parameter (biases, norm affines, depthwise weights, scan parameters) is float32. Outputs
 // have the input's type.
@@ -141,7 +141,7 @@ Tensor softplus(const Tensor& x);  // log(1 + e^x), and x itself above 20 as PyT
 // ---- dense algebra --------------------------------------------------------------------
 
 // x [..., In], weight [In, Out], bias [Out] -> [..., Out]. Pointwise convs are this op. The
-// output has x's type unless `output` says otherwise: a bfloat16 product may be written in
+// output has x's type unless `output` says otherwise: a 16-bit product may be written in
 // float32 (the network's logits, which bfloat16 would round by up to 2^-9 of their size).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
               std::optional<DType> output = std::nullopt);
@@ -206,7 +206,7 @@ Tensor concat_channels(const Tensor& a, const Tensor& b);
 Tensor softmax(const Tensor& x);  // over the last axis
 Tensor argmax(const Tensor& x);   // over the last axis -> int32, first maximum wins
 
-// float32 <-> bfloat16, rounding to nearest even; a tensor already of `dtype` comes back as is.
+// float32 <-> bfloat16 or float16, rounding to nearest even; a tensor already of `dtype` comes back as is.
 Tensor cast(const Tensor& x, DType dtype);
 
 }  // namespace voxmamba::kernels

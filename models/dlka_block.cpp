@@ -14,7 +14,7 @@ DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int
   if (deformable) {
     conv.offset_dw = Conv3dLayer::load(reader.child("offset/dw"), {3, 1, 1, 1, static_cast<int>(channels)}, true);
     // The offset head's 3 K^3 outputs (1029 or 375) are padded to gemm_aligned (layers.h) so
-    // that its bfloat16 output rows are 16-byte aligned: unpadded, cuBLAS ran the network's
+    // that its 16-bit output rows are 16-byte aligned: unpadded, cuBLAS ran the network's
     // widest GEMM on slow kernels. The deformable conv reads the offsets with the padded row
     // stride and ignores the zero channels (ops.h).
     const ParameterReader head = reader.child("offset/pw");

@@ -11,7 +11,7 @@ namespace voxmamba::models {
 
 // A view of a ParameterMap under a name prefix: reader.child("dlka").get("norm/weight"),
 // which also knows the device the network's tensors live on and the element type of its
-// activations (float32, or bfloat16 on the GPU).
+// activations (float32, or bfloat16 or float16 on the GPU).
 class ParameterReader {
  public:
   ParameterReader(const ParameterMap& parameters, std::string prefix, Device device, DType activations = DType::f32)
@@ -61,7 +61,7 @@ struct LinearLayer {
 };
 
 // GEMM sizes are padded to multiples of kGemmAlignment elements with zero weights, which add
-// exactly nothing: bfloat16 GEMMs whose inner or outer size (or row stride) is not a multiple
+// exactly nothing: 16-bit GEMMs whose inner or outer size (or row stride) is not a multiple
 // of 8 elements (16 bytes) miss cuBLAS's tensor-core kernels and fall back to slow ones.
 constexpr std::int64_t kGemmAlignment = 8;
 inline std::int64_t gemm_aligned(std::int64_t size) {

@@ -5,11 +5,11 @@ namespace voxmamba::models {
 VoxMambaNet::VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters, Device device,
                          DType activations)
     : config_(config), device_(device), activations_(activations) {
-  if (activations != DType::f32 && activations != DType::bf16) {
-    throw Error(std::string("activations must be float32 or bfloat16, not ") + dtype_name(activations));
+  if (activations != DType::f32 && activations != DType::bf16 && activations != DType::f16) {
+    throw Error(std::string("activations must be float32, bfloat16 or float16, not ") + dtype_name(activations));
   }
-  if (activations == DType::bf16 && device.is_cpu()) {
-    throw Error("bfloat16 runs on the GPU only; use float32 on the CPU");
+  if (activations != DType::f32 && device.is_cpu()) {
+    throw Error(std::string(dtype_name(activations)) + " runs on the GPU only; use float32 on the CPU");
   }
   check_parameters(config, parameters);
   const ParameterReader root(parameters, "", device, activations);

@@ -26,8 +26,8 @@ class VoxMambaNet {
  public:
   // Checks `parameters` against the config (missing, extra, mis-shaped tensors are errors
   // naming the tensor), packs them and moves them to `device`; the map may be dropped
-  // afterwards. `activations` is float32, or bfloat16 on a GPU (fp32 accumulation; the
-  // weights of dense convs and linear maps are stored in bfloat16 too).
+  // afterwards. `activations` is float32, or bfloat16 or float16 on a GPU (fp32 accumulation;
+  // the weights of dense convs and linear maps are stored in that type too).
   VoxMambaNet(const NetworkConfig& config, const ParameterMap& parameters, Device device = Device::cpu(),
               DType activations = DType::f32);
 

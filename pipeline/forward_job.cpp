@@ -28,6 +28,7 @@ ForwardResult run_forward(const ForwardRequest& request) {
   }
   const auto start = std::chrono::steady_clock::now();
   const Tensor logits = model->forward(input.to(device)).to(Device::cpu());
+  require_finite_output(logits, precision);
   ForwardResult result;
   result.device = device;
   result.precision = precision;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -102,11 +103,26 @@ std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, De
 DType choose_precision(const std::string& text, Device device) {
   if (text == "auto") return device.is_cpu() ? DType::f32 : DType::bf16;
   if (text == "fp32") return DType::f32;
-  if (text == "bf16") {
-    if (device.is_cpu()) throw Error("--precision bf16 needs a GPU; the CPU computes in fp32");
-    return DType::bf16;
+  if (text == "bf16" || text == "fp16") {
+    if (device.is_cpu()) throw Error("--precision " + text + " needs a GPU; the CPU computes in fp32");
+    return text == "bf16" ? DType::bf16 : DType::f16;
   }
-  throw Error("unknown precision '" + text + "' (expected auto, fp32 or bf16)");
+  throw Error("unknown precision '" + text + "' (expected auto, fp32, bf16 or fp16)");
+}
+
+void require_finite_output(const Tensor& values, DType precision) {
+  const float* v = values.data<float>();
+  const std::int64_t n = values.numel();
+  std::int64_t bad = 0;
+  for (std::int64_t i = 0; i < n; ++i) bad += std::isfinite(v[i]) ? 0 : 1;
+  if (bad == 0) return;
+  std::string message = "the network produced " + std::to_string(bad) + " NaN or infinite output values";
+  if (precision == DType::f16) {
+    message += ": float16 activations overflowed (above 65504); run with --precision bf16 or fp32";
+  } else {
+    message += " in " + std::string(dtype_name(precision)) + "; the model's weights may be corrupt";
+  }
+  throw Error(message);
 }
 
 Device choose_device(const std::string& text) {

@@ -40,14 +40,20 @@ struct LoadedModel {
   std::string config_json;  // the whole `config` attribute, pipeline fields included
 };
 // One read of the file: the network, ready on `device` with `activations` (float32, or
-// bfloat16 on a GPU), and its config.
+// bfloat16 or float16 on a GPU), and its config.
 LoadedModel load_model(const std::string& path, Device device = Device::cpu(), DType activations = DType::f32);
 std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, Device device = Device::cpu(),
                                                      DType activations = DType::f32);
 
 // The activations' type for --precision: "auto" (bfloat16 on a GPU, float32 on the CPU),
-// "fp32", or "bf16" (an error on the CPU, which computes in float32 only).
+// "fp32", "bf16" or "fp16" (16-bit types are an error on the CPU, which computes in float32
+// only). bf16 has float32's range; fp16 rounds 8 times finer but overflows above 65504.
 DType choose_precision(const std::string& text, Device device);
+
+// Throws when `values` (the network's logits or probabilities, on the CPU, float32) hold a
+// NaN or an infinity: a corrupt model, or float16 activations past their range, which the
+// message says and answers with bf16 or fp32. Never silently writes a broken label map.
+void require_finite_output(const Tensor& values, DType precision);
 
 // "auto" (the first GPU when one is usable, else the CPU), "cpu", "cuda" or "cuda:N"; a GPU
 // is initialised here, and asking for one that is not there is an error, never a fallback.

@@ -1,6 +1,7 @@
 #include "pipeline/sliding_window_inference.h"
 
 #include "kernels/ops.h"
+#include "pipeline/model_store.h"
 #include "pipeline/sliding_window.h"
 
 namespace voxmamba::pipeline {
@@ -31,7 +32,10 @@ Tensor predict_probabilities(const models::VoxMambaNet& net, const Tensor& volum
     }
     accumulator.add(window, sum, importance);
   }
-  return accumulator.result();
+  // NaN and infinity survive the softmax and the accumulation, so one look at the end finds them.
+  Tensor result = accumulator.result();
+  require_finite_output(result, net.activations());
+  return result;
 }
 
 }  // namespace voxmamba::pipeline

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU machine's check (see ../shared/docs/gpu.md): build the engine with CUDA and cuDNN,
 # ITK and the viewer off; run the whole CTest suite (GPU tests included); parity with the
-# PyTorch twin on the GPU (fp32 and bf16); the engine's forward benchmarks; and the fair
+# PyTorch twin on the GPU (fp32, bf16 and fp16); the engine's forward benchmarks; and the fair
 # PyTorch baseline timed in the same run (tools/bench_twin.py). Header-only dependencies
 # and GoogleTest's sources travel in .deps/ (scripts/vendor_deps.sh) because that machine
 # has no Debian packages.
@@ -9,7 +9,7 @@
 # "nsys" (per-kernel GPU times of three base 128^3 passes, when Nsight Systems is installed)
 # and "segment" (scripts/gpu_segment.sh: `voxmamba segment` on a 256^3 volume with TTA, from
 # the bundle scripts/gpu_bundle.sh made, carried in .gpu-bundle). TWIN_ARGS adds arguments
-# to bench_twin.py (e.g. --compile). Logs go to $OUT or /tmp/gpu-check.
+# to bench_twin.py (e.g. --compile); TWIN_ENGINE_PRECISION the engine's precision there (bf16). Logs go to $OUT or /tmp/gpu-check.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu-check}
@@ -34,7 +34,7 @@ status=0
   fi
   if [[ $stages == *" parity "* ]]; then
     for run in "cuda fp32 small 64 0.5" "cuda fp32 base 32 0.5" "cuda bf16 small 64 0.5" "cuda bf16 base 128 0" \
-               "cuda bf16 base 128 0.5"; do
+               "cuda bf16 base 128 0.5" "cuda fp16 small 64 0.5" "cuda fp16 base 128 0" "cuda fp16 base 128 0.5"; do
       set -- $run
       echo "parity engine=$1 precision=$2 config=$3 size=$4 offset_scale=$5"
       ENGINE_DEVICE=$1 ENGINE_PRECISION=$2 PYTHON=python3 tools/parity_run.sh $voxmamba /tmp/parity "$3" "$4" cuda "$5" \
@@ -42,7 +42,7 @@ status=0
     done
   fi
   if [[ $stages == *" bench "* ]]; then
-    for run in "bf16 small 128" "bf16 base 128" "fp32 base 128"; do
+    for run in "bf16 small 128" "bf16 base 128" "fp16 base 128" "fp32 base 128"; do
       set -- $run
       $bench --device cuda --precision "$1" --config "$2" --size "$3" --repeats 20 --profile 1 || status=1
     done
@@ -65,7 +65,7 @@ status=0
     $voxmamba init --config base --classes 3 --seed 1 -o /tmp/base_bench.h5 --force >/dev/null
     python3 -c "import numpy as n; n.save('/tmp/bench_in.npy', n.random.RandomState(0).standard_normal((1,128,128,128,1)).astype(n.float32))"
     python3 tools/bench_twin.py --weights /tmp/base_bench.h5 --input /tmp/bench_in.npy --repeats 20 \
-      --engine "$bench --device cuda --precision bf16 --model /tmp/base_bench.h5 --input /tmp/bench_in.npy --repeats 20" \
+      --engine "$bench --device cuda --precision ${TWIN_ENGINE_PRECISION:-bf16} --model /tmp/base_bench.h5 --input /tmp/bench_in.npy --repeats 20" \
       --out "$out/bench_compare.json" ${TWIN_ARGS:-} || status=1
   fi
   exit $status

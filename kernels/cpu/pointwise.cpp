@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/bfloat16.h"
+#include "core/float16.h"
 #include "core/thread_pool.h"
 #include "kernels/activation_math.h"
 #include "kernels/cpu/cpu_ops.h"
@@ -220,25 +221,34 @@ Tensor argmax(const Tensor& x) {
   return y;
 }
 
-// The CPU computes in float32 only; bfloat16 tensors exist here to be filled, uploaded or read.
+namespace {
+
+// Converts every element of `x` (From) into `y` (To) with `convert`, in parallel.
+template <typename From, typename To, typename Convert> void convert_elements(const Tensor& x, Tensor& y, Convert convert) {
+  const From* in = x.data<From>();
+  To* out = y.data<To>();
+  parallel_for(x.numel(), kElementGrain, [&](std::int64_t i0, std::int64_t i1) {
+    for (std::int64_t i = i0; i < i1; ++i) out[i] = convert(in[i]);
+  });
+}
+
+}  // namespace
+
+// The CPU computes in float32 only; 16-bit tensors exist here to be filled, uploaded or read.
 Tensor cast(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   Tensor y = Tensor::empty(x.shape(), dtype);
   if (x.dtype() == DType::f32 && dtype == DType::bf16) {
-    const float* in = x.data<float>();
-    BFloat16* out = y.data<BFloat16>();
-    parallel_for(x.numel(), kElementGrain, [&](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) out[i] = to_bfloat16(in[i]);
-    });
+    convert_elements<float, BFloat16>(x, y, [](float v) { return to_bfloat16(v); });
   } else if (x.dtype() == DType::bf16 && dtype == DType::f32) {
-    const BFloat16* in = x.data<BFloat16>();
-    float* out = y.data<float>();
-    parallel_for(x.numel(), kElementGrain, [&](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) out[i] = to_float(in[i]);
-    });
+    convert_elements<BFloat16, float>(x, y, [](BFloat16 v) { return to_float(v); });
+  } else if (x.dtype() == DType::f32 && dtype == DType::f16) {
+    convert_elements<float, Float16>(x, y, [](float v) { return to_float16(v); });
+  } else if (x.dtype() == DType::f16 && dtype == DType::f32) {
+    convert_elements<Float16, float>(x, y, [](Float16 v) { return to_float(v); });
   } else {
-    throw Error(std::string("cast: float32 and bfloat16 only, not ") + dtype_name(x.dtype()) + " to " +
-                dtype_name(dtype));
+    throw Error(std::string("cast: between float32 and bfloat16 or float16 only, not ") + dtype_name(x.dtype()) +
+                " to " + dtype_name(dtype));
   }
   return y;
 }

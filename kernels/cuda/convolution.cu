@@ -1,8 +1,8 @@
-// Convolutions on channels-last volumes on the GPU, float32 or bfloat16 activations:
-// - dense convs: cuDNN for bfloat16 (cudnn_conv.cu); im2col tiles and cuBLAS GEMMs for
+// Convolutions on channels-last volumes on the GPU, float32, bfloat16 or float16 activations:
+// - dense convs: cuDNN for 16-bit types (cudnn_conv.cu); im2col tiles and cuBLAS GEMMs for
 //   float32 and for shapes cuDNN declines;
 // - depthwise and deformable depthwise convs: direct kernels in which a thread owns one
-//   output voxel and 16-byte groups of channels (8 bfloat16 or 4 float32; up to three
+//   output voxel and 16-byte groups of channels (8 16-bit values or 4 float32; up to three
 //   groups in the deformable conv), so each trilinear corner is one 16-byte load per group
 //   and the tap's geometry (corner indices and weights, shared by all channels:
 //   network.md) is computed once per thread;
@@ -55,10 +55,10 @@ __global__ void im2col_kernel(const T* x, T* columns, Geometry g, std::int64_t v
 }
 
 // Calls launch(std::integral_constant<int, V>) with the widest channel vector that divides
-// `channels`: 16 bfloat16 (two 16-byte loads), else 16 bytes, else single channels. Wider
+// `channels`: 16 16-bit values (two 16-byte loads), else 16 bytes, else single channels. Wider
 // vectors spread a voxel's per-tap work (indices, weights) over more channels.
 template <typename T, typename F> void with_wide_vector(std::int64_t channels, F&& launch) {
-  if (std::is_same_v<T, bf16> && channels % 16 == 0) {
+  if (is_half_width<T> && channels % 16 == 0) {
     launch(std::integral_constant<int, 16>{});
   } else if (vector_width<T>(channels) > 1) {
     launch(std::integral_constant<int, 16 / sizeof(T)>{});
@@ -172,7 +172,7 @@ struct DeformGeometry {
 //
 // The kernel is bound by L1 throughput and by issue latency (Nsight Compute on the H200,
 // base stage 0: L1/TEX 93% busy, 12% occupancy at 167 registers), so a thread owns Q
-// groups of G channels (G = 16 bytes: 8 bfloat16 or 4 float32), interleaved: the threads
+// groups of G channels (G = 16 bytes: 8 16-bit values or 4 float32), interleaved: the threads
 // of one voxel own groups j, j + T, j + 2T... (T threads per voxel). Per corner, one load
 // instruction of those T threads then reads T*16 contiguous bytes, filling whole 32-byte
 // sectors (owning adjacent groups, a thread's 16 bytes sat in every other half sector),
@@ -334,7 +334,7 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       return;
     }
     if (p.groups == 1 && g.C <= kNarrowInputChannels && x.numel() / g.N < (std::int64_t(1) << 31)) {
-      // Wide vectors: each input value read once serves 16 output channels in bfloat16.
+      // Wide vectors: each input value read once serves 16 output channels in 16-bit types.
       const auto launch = [&](auto width) {
         constexpr int V = decltype(width)::value;
         narrow_input_conv_kernel<T, V><<<blocks_for(y.numel() / V), kThreads>>>(
@@ -345,7 +345,7 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       return;
     }
     // cuDNN's tensor-core kernels want channel counts in multiples of 8.
-    const bool try_cudnn = std::is_same_v<T, bf16> && (g.C / p.groups) % 8 == 0 && (g.Co / p.groups) % 8 == 0;
+    const bool try_cudnn = is_half_width<T> && (g.C / p.groups) % 8 == 0 && (g.Co / p.groups) % 8 == 0;
     if (try_cudnn && cudnn_conv3d(x, weight, y, p)) {
       if (bias.defined()) {
         add_bias_kernel<T><<<blocks_for(y.numel()), kThreads>>>(mutable_ptr_as<T>(y), ptr(bias), y.numel(), g.Co);

@@ -46,8 +46,8 @@ void require_cuda_f32(const Tensor& x, const char* op, const char* what) {
 
 void require_cuda_float(const Tensor& x, const char* op, const char* what) {
   if (!x.defined()) return;
-  if (x.dtype() != DType::f32 && x.dtype() != DType::bf16) {
-    throw Error(std::string(op) + ": " + what + " must be float32 or bfloat16, not " + dtype_name(x.dtype()));
+  if (x.dtype() != DType::f32 && x.dtype() != DType::bf16 && x.dtype() != DType::f16) {
+    throw Error(std::string(op) + ": " + what + " must be float32, bfloat16 or float16, not " + dtype_name(x.dtype()));
   }
   if (x.device().type != DeviceType::CUDA) throw Error(std::string(op) + ": " + what + " must be on the GPU");
 }

@@ -1,10 +1,11 @@
 #pragma once
 // Shared by the CUDA kernels: error checks that throw voxmamba::Error, launch geometry,
-// argument checks, and the two activation types. Activations (and the weights of GEMM-shaped
-// ops) are float32 or bfloat16; kernels read them into float, compute and accumulate in
+// argument checks, and the three activation types. Activations (and the weights of GEMM-shaped
+// ops) are float32, bfloat16 or float16; kernels read them into float, compute and accumulate in
 // float, and round once when they store. Biases, norm affines, depthwise weights and scan
 // parameters stay float32 (ops.h).
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -15,13 +16,14 @@
 namespace voxmamba::kernels::cuda {
 
 using bf16 = __nv_bfloat16;
+using f16 = __half;
 
 void check_cuda(cudaError_t status, const char* what);
 // After a launch: reports a bad configuration at once (execution errors surface at the
 // next synchronising call).
 inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
 
-// On the GPU and float32 (parameters), or on the GPU and float32 or bfloat16 (activations).
+// On the GPU and float32 (parameters), or on the GPU and float32, bfloat16 or float16 (activations).
 void require_cuda_f32(const Tensor& x, const char* op, const char* what);
 void require_cuda_float(const Tensor& x, const char* op, const char* what);
 // `b` (if defined) has `a`'s element type: GEMM weights follow the activations.
@@ -51,22 +53,30 @@ inline Tensor empty_like_device(const Shape& shape, const Tensor& like, DType dt
   return Tensor::empty(shape, dtype, like.device());
 }
 
-// Calls f(float{}) or f(bf16{}) for an activation type, so one templated kernel serves both.
+// Calls f(float{}), f(bf16{}) or f(f16{}) for an activation type, so one templated kernel
+// serves all three.
 template <typename F> void with_float_type(DType type, const char* op, F&& f) {
   if (type == DType::f32) {
     f(float{});
   } else if (type == DType::bf16) {
     f(bf16{});
+  } else if (type == DType::f16) {
+    f(f16{});
   } else {
-    throw Error(std::string(op) + ": activations must be float32 or bfloat16");
+    throw Error(std::string(op) + ": activations must be float32, bfloat16 or float16");
   }
 }
 
+// The 16-bit activation types: stored rounded, computed in float, tensor-core GEMMs.
+template <typename T> constexpr bool is_half_width = sizeof(T) == 2;
+
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f32(f16 v) { return __half2float(v); }
 template <typename T> __device__ __forceinline__ T from_f32(float v);
 template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
 template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ f16 from_f32<f16>(float v) { return __float2half_rn(v); }
 
 // V consecutive channels as floats. Vectors of 16 bytes load in one instruction.
 template <typename T, int V> struct Vec {
@@ -111,6 +121,8 @@ template <typename T> int vector_width(std::int64_t channels) {
 }
 
 // cudaDataType of an activation type, for cuBLAS and cuDNN descriptors.
-inline cudaDataType_t cuda_data_type(DType type) { return type == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F; }
+inline cudaDataType_t cuda_data_type(DType type) {
+  return type == DType::bf16 ? CUDA_R_16BF : (type == DType::f16 ? CUDA_R_16F : CUDA_R_32F);
+}
 
 }  // namespace voxmamba::kernels::cuda

@@ -1,5 +1,5 @@
 #pragma once
-// CUDA kernels for every op in kernels/ops.h, for float32 and bfloat16 activations.
+// CUDA kernels for every op in kernels/ops.h, for float32, bfloat16 and float16 activations.
 // Dispatched from kernels/ops.cpp for tensors on a CUDA device; only kernels/cuda includes
 // CUDA headers, so this header stays plain C++.
 #include <optional>

@@ -180,11 +180,16 @@ bool nondeterministic(cudnnBackendDescriptor_t config) {
   return std::find(notes.begin(), end, CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) != end;
 }
 
+// cuDNN's name for an activation type (the accumulation is float32 whatever it is).
+cudnnDataType_t cudnn_data_type(DType type) {
+  return type == DType::bf16 ? CUDNN_DATA_BFLOAT16 : (type == DType::f16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT);
+}
+
 // The graph-API plan of a groups == 1 conv (see the top of this file), or nullptr when the
 // graph API offers none.
 cudnnBackendDescriptor_t graph_plan(const Tensor& x, const Tensor& filter, Tensor& y, const ConvParams& p,
                                     std::size_t* workspace_bytes) {
-  const cudnnDataType_t type = x.dtype() == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  const cudnnDataType_t type = cudnn_data_type(x.dtype());
   const std::int64_t k = p.kernel;
   Descriptor xt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), wt(CUDNN_BACKEND_TENSOR_DESCRIPTOR), yt(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
   if (!set_tensor(xt, kX, type, {x.dim(0), x.dim(4), x.dim(1), x.dim(2), x.dim(3)}) ||
@@ -302,7 +307,7 @@ Plan make_plan(const Tensor& x, const Tensor& filter, Tensor& y, const ConvParam
       return plan;
     }
   }
-  const cudnnDataType_t type = x.dtype() == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  const cudnnDataType_t type = cudnn_data_type(x.dtype());
   check_cudnn(cudnnCreateTensorDescriptor(&plan.x), "tensor descriptor");
   check_cudnn(cudnnCreateTensorDescriptor(&plan.y), "tensor descriptor");
   check_cudnn(cudnnCreateFilterDescriptor(&plan.w), "filter descriptor");

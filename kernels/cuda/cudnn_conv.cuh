@@ -1,6 +1,6 @@
 #pragma once
-// Dense 3D convolutions on cuDNN 9 (channels-last NDHWC, bfloat16 with fp32 accumulation on
-// tensor cores). gpu.md: cuDNN's implicit-GEMM kernels are what makes the decoder's dense
+// Dense 3D convolutions on cuDNN 9 (channels-last NDHWC, bfloat16 or float16 with fp32
+// accumulation on tensor cores). gpu.md: cuDNN's implicit-GEMM kernels are what makes the decoder's dense
 // 3^3 convs cheap; our own im2col path remains for float32 and for shapes cuDNN declines.
 #include "kernels/ops.h"
 

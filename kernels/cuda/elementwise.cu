@@ -1,5 +1,5 @@
 // Elementwise ops, dtype casts, channel concatenation and per-row softmax/argmax on the GPU,
-// each templated on the activation type (float or bfloat16) and computing in float.
+// each templated on the activation type (float, bfloat16 or float16) and computing in float.
 #include <cmath>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -113,8 +113,8 @@ Tensor mul(const Tensor& a, const Tensor& b) { return binary<true>(a, b, "mul");
 
 Tensor cast(const Tensor& x, DType dtype) {
   require_cuda_float(x, "cast", "input");
-  if (dtype != DType::f32 && dtype != DType::bf16) {
-    throw Error(std::string("cast: float32 and bfloat16 only, not ") + dtype_name(dtype));
+  if (dtype != DType::f32 && dtype != DType::bf16 && dtype != DType::f16) {
+    throw Error(std::string("cast: float32, bfloat16 or float16 only, not ") + dtype_name(dtype));
   }
   if (x.dtype() == dtype) return x;
   Tensor y = empty_like_device(x.shape(), x, dtype);

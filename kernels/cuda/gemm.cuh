@@ -1,7 +1,7 @@
 #pragma once
 // Row-major GEMM on cuBLAS: C[M,N] (+)= A[M,K] B[K,N], leading dimensions in elements, A and
-// B of `type` (float32: pedantic fp32, no TF32; bfloat16: tensor cores, fp32 accumulation),
-// C of `c_type` (by default `type`; bfloat16 products may be written in float32). cuBLAS is
+// B of `type` (float32: pedantic fp32, no TF32; bfloat16 or float16: tensor cores, fp32
+// accumulation), C of `c_type` (by default `type`; 16-bit products may be written in float32). cuBLAS is
 // column-major, so this computes C^T = B^T A^T.
 #include <cstdint>
 #include <optional>

@@ -1,6 +1,6 @@
 // Linear maps (and so pointwise convs) on cuBLAS: float32 in pedantic fp32 (no TF32) so that
-// results match the CPU reference to fp32 rounding; bfloat16 on tensor cores with fp32
-// accumulation.
+// results match the CPU reference to fp32 rounding; bfloat16 and float16 on tensor cores
+// with fp32 accumulation.
 #include <cublas_v2.h>
 
 #include <mutex>
@@ -60,7 +60,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
   require_same_dtype(x, weight, "linear", "weight");
   require_cuda_f32(bias, "linear", "bias");
   const DType out_type = output.value_or(x.dtype());
-  if (out_type != x.dtype() && !(x.dtype() == DType::bf16 && out_type == DType::f32)) {
+  if (out_type != x.dtype() && !(x.dtype() != DType::f32 && out_type == DType::f32)) {
     throw Error("linear: a float32 input gives a float32 output");
   }
   Tensor y = empty_like_device(out_shape, x, out_type);

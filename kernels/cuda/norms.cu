@@ -1,4 +1,4 @@
-// Layer norm (one warp per token) and instance norm on the GPU, for float32 and bfloat16
+// Layer norm (one warp per token) and instance norm on the GPU, for float32 and 16-bit
 // activations with float32 statistics.
 //
 // Instance norm takes one pass for its statistics: each thread sums a strip of voxels of one

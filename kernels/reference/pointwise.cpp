@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/bfloat16.h"
+#include "core/float16.h"
 #include "kernels/activation_math.h"
 #include "kernels/op_checks.h"
 #include "kernels/reference/reference_ops.h"
@@ -163,13 +164,18 @@ Tensor argmax(const Tensor& x) {
 Tensor cast(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   Tensor y = Tensor::empty(x.shape(), dtype);
+  const std::int64_t n = x.numel();
   if (x.dtype() == DType::f32 && dtype == DType::bf16) {
-    for (std::int64_t i = 0; i < x.numel(); ++i) y.data<BFloat16>()[i] = to_bfloat16(x.data<float>()[i]);
+    for (std::int64_t i = 0; i < n; ++i) y.data<BFloat16>()[i] = to_bfloat16(x.data<float>()[i]);
   } else if (x.dtype() == DType::bf16 && dtype == DType::f32) {
-    for (std::int64_t i = 0; i < x.numel(); ++i) y.data<float>()[i] = to_float(x.data<BFloat16>()[i]);
+    for (std::int64_t i = 0; i < n; ++i) y.data<float>()[i] = to_float(x.data<BFloat16>()[i]);
+  } else if (x.dtype() == DType::f32 && dtype == DType::f16) {
+    for (std::int64_t i = 0; i < n; ++i) y.data<Float16>()[i] = to_float16(x.data<float>()[i]);
+  } else if (x.dtype() == DType::f16 && dtype == DType::f32) {
+    for (std::int64_t i = 0; i < n; ++i) y.data<float>()[i] = to_float(x.data<Float16>()[i]);
   } else {
-    throw Error(std::string("cast: float32 and bfloat16 only, not ") + dtype_name(x.dtype()) + " to " +
-                dtype_name(dtype));
+    throw Error(std::string("cast: between float32 and bfloat16 or float16 only, not ") + dtype_name(x.dtype()) +
+                " to " + dtype_name(dtype));
   }
   return y;
 }

@@ -349,16 +349,18 @@ TEST_F(CommandsTest, ForwardWritesFiniteLogits) {
   EXPECT_EQ(names, (std::vector<std::string>{"in.npy", "out.npy"}));  // no .partial-* left behind
 }
 
-TEST_F(CommandsTest, ForwardRefusesBfloat16OnTheCpuAndUnknownPrecisions) {
+TEST_F(CommandsTest, ForwardRefusesSixteenBitTypesOnTheCpuAndUnknownPrecisions) {
   write_input(path("in.npy"), {1, 16, 16, 16, 1});
   const std::vector<std::string> base = {"forward", "--weights", model(), "--input", "in.npy", "--output", "out.npy",
                                          "--device", "cpu", "--precision"};
-  std::vector<std::string> bf16 = base, fp64 = base, fp32 = base;
+  std::vector<std::string> bf16 = base, fp16 = base, fp64 = base, fp32 = base;
   bf16.push_back("bf16");
+  fp16.push_back("fp16");
   fp64.push_back("fp64");
   fp32.push_back("fp32");
   EXPECT_TRUE(is_one_line_error(run(bf16), {"bf16", "GPU"}));
-  EXPECT_TRUE(is_one_line_error(run(fp64), {"fp64", "auto, fp32 or bf16"}));
+  EXPECT_TRUE(is_one_line_error(run(fp16), {"fp16", "GPU"}));
+  EXPECT_TRUE(is_one_line_error(run(fp64), {"fp64", "auto, fp32, bf16 or fp16"}));
   EXPECT_FALSE(fs::exists(path("out.npy")));
   const RunResult exact = run(fp32);
   EXPECT_EQ(exact.status, 0) << exact.output;

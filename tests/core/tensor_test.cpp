@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/bfloat16.h"
 #include "core/device.h"
+#include "core/float16.h"
 
 namespace voxmamba {
 namespace {
@@ -34,6 +36,58 @@ TEST(BFloat16, RoundsToNearestEvenAndKeepsSpecialValues) {
   Tensor t = Tensor::empty({3}, DType::bf16);
   EXPECT_EQ(t.bytes(), 6u);
   EXPECT_THROW(t.data<float>(), Error);
+}
+
+TEST(Float16, RoundsToNearestEvenWithSubnormalsAndOverflow) {
+  // 1 + 2^-11 lies halfway between 1 and 1 + 2^-10: ties go to the even fraction (1).
+  EXPECT_EQ(to_float16(1.0f + 0x1p-11f).bits, 0x3c00);
+  EXPECT_EQ(to_float16(1.0f + 3 * 0x1p-11f).bits, 0x3c02);                  // tie between odd and even: up
+  EXPECT_EQ(to_float16(1.0f + 0x1p-11f + 0x1p-20f).bits, 0x3c01);           // above the tie: up
+  EXPECT_EQ(to_float16(-2.5f).bits, 0xc100);                                 // exact values stay
+  EXPECT_EQ(to_float16(65504.0f).bits, 0x7bff);                              // the largest finite half
+  EXPECT_EQ(to_float16(65519.99f).bits, 0x7bff);                             // below the tie with 2^16: down
+  EXPECT_EQ(to_float16(65520.0f).bits, 0x7c00);                              // the tie rounds to infinity
+  EXPECT_EQ(to_float16(0x1p-24f).bits, 0x0001);                              // the smallest subnormal
+  EXPECT_EQ(to_float16(0x1p-25f).bits, 0x0000);                              // its half: tie to even zero
+  EXPECT_EQ(to_float16(0x1.8p-24f).bits, 0x0002);                            // 1.5 ulp: tie to even 2
+  EXPECT_EQ(to_float16(0x1p-14f - 0x1p-25f).bits, 0x0400);                   // rounds up into the normals
+  EXPECT_EQ(to_float16(-0.0f).bits, 0x8000);
+  EXPECT_EQ(to_float(Float16{0x0001}), 0x1p-24f);
+  EXPECT_EQ(to_float(Float16{0x03ff}), 0x1p-14f - 0x1p-24f);
+  EXPECT_EQ(to_float(Float16{0xfbff}), -65504.0f);
+  EXPECT_TRUE(std::isnan(to_float(to_float16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(to_float(to_float16(std::numeric_limits<float>::infinity())), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(to_float(to_float16(-1e30f)), -std::numeric_limits<float>::infinity());
+  Tensor t = Tensor::empty({3}, DType::f16);
+  EXPECT_EQ(t.bytes(), 6u);
+  EXPECT_THROW(t.data<BFloat16>(), Error);
+}
+
+TEST(Float16, EveryHalfRoundTripsAndFloatsRoundLikeTheCompiler) {
+  for (std::uint32_t bits = 0; bits < 0x10000u; ++bits) {
+    const Float16 h{static_cast<std::uint16_t>(bits)};
+    const float f = to_float(h);
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(to_float16(f).bits, h.bits) << "half 0x" << std::hex << bits;
+  }
+#ifdef __FLT16_MAX__
+  // Where the compiler has a native half, its conversion is an independent oracle: floats
+  // of every exponent, with random fractions and each tie pattern.
+  std::uint32_t state = 12345;
+  for (int i = 0; i < 2000000; ++i) {
+    state = state * 1664525u + 1013904223u;
+    std::uint32_t word = state;
+    if (i % 4 == 0) word &= 0xffffe000u | 0x00001000u;  // exact ties of the 13 dropped bits
+    float f;
+    std::memcpy(&f, &word, sizeof f);
+    if (std::isnan(f)) continue;
+    const auto native = static_cast<_Float16>(f);
+    std::uint16_t expected;
+    std::memcpy(&expected, &native, sizeof expected);
+    ASSERT_EQ(to_float16(f).bits, expected) << "float " << f;
+    ASSERT_EQ(to_float(Float16{expected}), static_cast<float>(native));
+  }
+#endif
 }
 
 TEST(Tensor, ZerosAndFull) {

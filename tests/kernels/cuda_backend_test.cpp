@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "core/bfloat16.h"
+#include "core/float16.h"
 #include "core/tensor.h"
 #include "kernels/ops.h"
 #include "tests/test_util.h"
@@ -76,6 +77,28 @@ TEST(CudaBackend, Bfloat16CastRoundsLikeTheHost) {
   const Tensor back = cast(gpu.to(Device::cuda(0)), DType::f32).to(Device::cpu());
   for (std::size_t i = 0; i < values.size(); ++i) {
     EXPECT_EQ(back.data<float>()[i], to_float(gpu.data<BFloat16>()[i])) << "value " << values[i];
+  }
+}
+
+TEST(CudaBackend, Float16CastRoundsLikeTheHost) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  // Ties both ways, just above a tie, the largest half and the tie past it, subnormals (a tie
+  // among them, and one that rounds into the normals), underflow to zero, signed zero,
+  // overflow and plain values: the GPU's bits must equal core/float16.h's.
+  const std::vector<float> values = {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 1.0f + 0x1p-11f + 0x1p-20f,
+                                     65504.0f, 65520.0f, 0x1p-24f, 0x1.8p-24f, 0x1p-14f - 0x1p-25f, 1e-9f, -0.0f,
+                                     std::numeric_limits<float>::max(), -1e30f, -3.14159f, 0.1f};
+  Tensor host = Tensor::empty({static_cast<std::int64_t>(values.size())});
+  std::memcpy(host.data<float>(), values.data(), values.size() * sizeof(float));
+  const Tensor gpu = cast(host.to(Device::cuda(0)), DType::f16).to(Device::cpu());
+  ASSERT_EQ(gpu.dtype(), DType::f16);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(gpu.data<Float16>()[i].bits, to_float16(values[i]).bits) << "value " << values[i];
+  }
+  const Tensor back = cast(gpu.to(Device::cuda(0)), DType::f32).to(Device::cpu());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(back.data<float>()[i], to_float(gpu.data<Float16>()[i])) << "value " << values[i];
   }
 }
 

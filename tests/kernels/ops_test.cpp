@@ -23,15 +23,16 @@ namespace {
 using voxmamba::testing::close;
 
 // Where the harness puts a case's inputs: the CPU for the reference and the CPU backend, the
-// GPU for the CUDA backend; and whether activations are bfloat16. Cases build activations and
-// GEMM weights through input(), every other (float32) parameter through param().
+// GPU for the CUDA backend; and the activations' type (float32, bfloat16 or float16). Cases
+// build activations and GEMM weights through input(), every other (float32) parameter through
+// param().
 Device g_input_device = Device::cpu();
-bool g_bf16 = false;
+DType g_activations = DType::f32;
 Tensor input(const Shape& shape, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
   Tensor t = voxmamba::testing::random_tensor(shape, seed, low, high);
-  if (!g_bf16) return t.to(g_input_device);
-  t = reference::cast(reference::cast(t, DType::bf16), DType::f32);  // values bfloat16 holds exactly
-  return g_input_device.is_cpu() ? t : kernels::cast(t.to(g_input_device), DType::bf16);
+  if (g_activations == DType::f32) return t.to(g_input_device);
+  t = reference::cast(reference::cast(t, g_activations), DType::f32);  // values the 16-bit type holds exactly
+  return g_input_device.is_cpu() ? t : kernels::cast(t.to(g_input_device), g_activations);
 }
 Tensor param(const Shape& shape, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
   return voxmamba::testing::random_tensor(shape, seed, low, high).to(g_input_device);
@@ -44,7 +45,7 @@ struct OpCase {
   // the dispatched backend (false).
   std::function<Tensor(bool reference)> run;
   double tolerance = 2e-5;
-  double bf16_tolerance = 1e-2;
+  double bf16_tolerance = 1e-2;  // float16 gets a quarter of it: it rounds 8 times finer
   bool float32_output = false;  // the op writes float32 even from bfloat16 inputs
 };
 
@@ -263,6 +264,13 @@ std::vector<OpCase> all_cases() {
                      return CALL(cast, CALL(cast, x, DType::bf16), DType::f32);
                    },
                    0.0, 0.0});
+  cases.push_back({Op::Cast, "cast_round_trip_f16", [](bool reference) {
+                     // Up to near float16's largest finite value (65504), and subnormals below 2^-14.
+                     const Tensor big = input({7, 5, 13}, 66, -6e4f, 6e4f), tiny = input({7, 5, 13}, 67, -1e-4f, 1e-4f);
+                     return CALL(concat_channels, CALL(cast, CALL(cast, big, DType::f16), DType::f32),
+                                 CALL(cast, CALL(cast, tiny, DType::f16), DType::f32));
+                   },
+                   0.0, 0.0});
   return cases;
 }
 
@@ -270,28 +278,31 @@ class OpsTest : public ::testing::TestWithParam<OpCase> {
  protected:
   void TearDown() override {
     g_input_device = Device::cpu();
-    g_bf16 = false;
+    g_activations = DType::f32;
   }
 
   // Runs the case on the reference (inputs on the CPU) and on `device`'s backend, with
-  // bfloat16 activations when `bf16`.
-  void expect_backend_matches_reference(Device device, bool bf16 = false) {
+  // `activations` of that type (the reference computes on the same values in float32).
+  void expect_backend_matches_reference(Device device, DType activations = DType::f32) {
     const OpCase& c = GetParam();
-    g_bf16 = bf16;
+    const bool half = activations != DType::f32;
+    g_activations = activations;
     g_input_device = Device::cpu();
     const Tensor expected = c.run(true);
     g_input_device = device;
     Tensor actual = c.run(false);
-    if (bf16) {
-      const DType wanted = c.float32_output ? DType::f32 : DType::bf16;
+    if (half) {
+      const DType wanted = c.float32_output ? DType::f32 : activations;
       EXPECT_TRUE(actual.dtype() == wanted || c.op == Op::Argmax || c.op == Op::Cast)
-          << c.name << ": a bfloat16 input gave a " << dtype_name(actual.dtype()) << " output";
+          << c.name << ": a " << dtype_name(activations) << " input gave a " << dtype_name(actual.dtype())
+          << " output";
       actual = kernels::cast(actual, DType::f32);
     }
     actual = actual.to(Device::cpu());
-    const double tolerance = bf16 ? c.bf16_tolerance : c.tolerance;
+    const double tolerance =
+        !half ? c.tolerance : (activations == DType::bf16 ? c.bf16_tolerance : c.bf16_tolerance / 4);
     EXPECT_TRUE(close(actual, expected, tolerance))
-        << op_name(c.op) << " / " << c.name << " on " << device.name() << (bf16 ? " in bfloat16" : "");
+        << op_name(c.op) << " / " << c.name << " on " << device.name() << (half ? std::string(" in ") + dtype_name(activations) : std::string());
   }
 };
 
@@ -308,7 +319,14 @@ TEST_P(OpsTest, CudaBf16MatchesReference) {
   if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
   initialize_cuda();
-  expect_backend_matches_reference(Device::cuda(0), true);
+  expect_backend_matches_reference(Device::cuda(0), DType::bf16);
+}
+
+TEST_P(OpsTest, CudaF16MatchesReference) {
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
+  initialize_cuda();
+  expect_backend_matches_reference(Device::cuda(0), DType::f16);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllOps, OpsTest, ::testing::ValuesIn(all_cases()),

@@ -80,9 +80,10 @@ TEST(VoxMambaNet, RejectsInputsItCannotRun) {
   EXPECT_NO_THROW(net.check_input_shape({1, 16, 48, 32, 2}));
 }
 
-TEST(VoxMambaNet, Bfloat16IsRefusedOnTheCpu) {
+TEST(VoxMambaNet, SixteenBitActivationsAreRefusedOnTheCpu) {
   const NetworkConfig config = tiny_config(false);
   EXPECT_THROW(VoxMambaNet(config, initialize_parameters(config, 1), Device::cpu(), DType::bf16), Error);
+  EXPECT_THROW(VoxMambaNet(config, initialize_parameters(config, 1), Device::cpu(), DType::f16), Error);
 }
 
 // Share of voxels whose predicted class (argmax over the last axis) agrees.
@@ -94,9 +95,9 @@ double argmax_agreement(const Tensor& a, const Tensor& b) {
 }
 
 // The whole network on the GPU against the CPU engine (itself checked against the reference
-// ops and the PyTorch twin): float32 tightly, bfloat16 within its rounding, deformable
-// offsets random so that the trilinear paths are exercised.
-TEST(VoxMambaNet, GpuForwardMatchesTheCpuInFloat32AndBfloat16) {
+// ops and the PyTorch twin): float32 tightly, bfloat16 and float16 within their rounding,
+// deformable offsets random so that the trilinear paths are exercised.
+TEST(VoxMambaNet, GpuForwardMatchesTheCpuInFloat32AndSixteenBitTypes) {
   if (!kernels::cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
   if (kernels::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
   kernels::initialize_cuda();
@@ -110,13 +111,21 @@ TEST(VoxMambaNet, GpuForwardMatchesTheCpuInFloat32AndBfloat16) {
   const Tensor fp32 = VoxMambaNet(config, parameters, Device::cuda(0)).forward(x.to(Device::cuda(0)));
   EXPECT_EQ(fp32.dtype(), DType::f32);
   EXPECT_TRUE(voxmamba::testing::close(fp32.to(Device::cpu()), expected, 1e-4));
-  const Tensor bf16 = VoxMambaNet(config, parameters, Device::cuda(0), DType::bf16).forward(x.to(Device::cuda(0)));
-  EXPECT_EQ(bf16.dtype(), DType::f32);  // logits come back in float32 whatever the activations
-  const Tensor bf16_host = bf16.to(Device::cpu());
-  const voxmamba::testing::Difference d = voxmamba::testing::compare(bf16_host, expected);
-  EXPECT_LT(d.max_abs, 0.05 * d.max_reference) << "max |difference| " << d.max_abs << " of " << d.max_reference;
-  EXPECT_LT(d.nmse, 1e-3);
-  EXPECT_GT(argmax_agreement(bf16_host, expected), 0.98);
+  // float16 keeps 3 more fraction bits than bfloat16: its logits must be closer to float32's.
+  double nmse[2] = {0, 0};
+  const DType types[2] = {DType::bf16, DType::f16};
+  for (int t = 0; t < 2; ++t) {
+    const Tensor logits = VoxMambaNet(config, parameters, Device::cuda(0), types[t]).forward(x.to(Device::cuda(0)));
+    EXPECT_EQ(logits.dtype(), DType::f32);  // logits come back in float32 whatever the activations
+    const Tensor host = logits.to(Device::cpu());
+    const voxmamba::testing::Difference d = voxmamba::testing::compare(host, expected);
+    EXPECT_LT(d.max_abs, 0.05 * d.max_reference)
+        << dtype_name(types[t]) << ": max |difference| " << d.max_abs << " of " << d.max_reference;
+    EXPECT_LT(d.nmse, 1e-3) << dtype_name(types[t]);
+    EXPECT_GT(argmax_agreement(host, expected), 0.98) << dtype_name(types[t]);
+    nmse[t] = d.nmse;
+  }
+  EXPECT_LT(nmse[1], nmse[0] / 4) << "float16 nmse " << nmse[1] << " vs bfloat16 " << nmse[0];
 }
 
 }  // namespace

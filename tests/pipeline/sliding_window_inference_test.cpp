@@ -1,11 +1,18 @@
 // Sliding-window inference against the network's own forward pass: on a volume of exactly one
 // patch the blended probabilities are softmax(forward) (the importance weights cancel), and
-// with mirroring they are the mean of the eight mirrored passes.
+// with mirroring they are the mean of the eight mirrored passes. A network whose output is
+// not finite (corrupt weights, float16 overflow) is an error, never a label map.
 #include "pipeline/sliding_window_inference.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "kernels/backend.h"
 #include "kernels/ops.h"
+#include "pipeline/model_store.h"
 #include "pipeline/sliding_window.h"
 #include "tests/test_util.h"
 
@@ -60,6 +67,51 @@ TEST(SlidingWindowInference, ReportsProgressForEveryPass) {
   // w: starts {0, 8, 16, 24} for 40 voxels, patch 16, step 8 -> 4 windows.
   EXPECT_EQ(total_seen, 4);
   EXPECT_EQ(seen, (std::vector<std::int64_t>{1, 2, 3, 4}));
+}
+
+// What the error says, or "" when `f` does not throw.
+template <typename F> std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(SlidingWindowInference, NonFiniteOutputIsAnErrorNamingTheCause) {
+  models::ParameterMap parameters = models::initialize_parameters(tiny_config(), 8);
+  parameters.at("encoder/stem/weight").data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+  const models::VoxMambaNet net(tiny_config(), parameters);
+  const std::string message =
+      error_of([&] { predict_probabilities(net, random_tensor({16, 16, 16, 1}, 9), {{16, 16, 16}, 0.5, false}); });
+  EXPECT_NE(message.find("NaN or infinite"), std::string::npos) << message;
+  EXPECT_NE(message.find("corrupt"), std::string::npos) << message;
+  // The check itself: one bad value among finite ones is found and counted.
+  Tensor values = Tensor::full({4, 3}, 0.5f);
+  EXPECT_NO_THROW(require_finite_output(values, DType::f32));
+  values.data<float>()[7] = std::numeric_limits<float>::infinity();
+  EXPECT_NE(error_of([&] { require_finite_output(values, DType::f32); }).find(" 1 NaN"), std::string::npos);
+}
+
+// Activations past float16's range (65504) become infinities and then NaN; the error names
+// the remedy. The stem's weights scaled by 1e6 overflow float16 in the first layer but not
+// bfloat16, which has float32's range.
+TEST(SlidingWindowInference, Float16OverflowIsReportedWithItsRemedy) {
+  if (!kernels::cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
+  if (kernels::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
+  kernels::initialize_cuda();
+  models::ParameterMap parameters = models::initialize_parameters(tiny_config(), 10);
+  Tensor& stem = parameters.at("encoder/stem/weight");
+  for (std::int64_t i = 0; i < stem.numel(); ++i) stem.data<float>()[i] *= 1e6f;
+  const Tensor volume = random_tensor({16, 16, 16, 1}, 11);
+  const SlidingWindowOptions options{{16, 16, 16}, 0.5, false};
+  const models::VoxMambaNet half(tiny_config(), parameters, Device::cuda(0), DType::f16);
+  const std::string message = error_of([&] { predict_probabilities(half, volume, options); });
+  EXPECT_NE(message.find("float16"), std::string::npos) << message;
+  EXPECT_NE(message.find("--precision bf16"), std::string::npos) << message;
+  const models::VoxMambaNet wide(tiny_config(), parameters, Device::cuda(0), DType::bf16);
+  EXPECT_EQ(error_of([&] { predict_probabilities(wide, volume, options); }), "");
 }
 
 }  // namespace
