@@ -21,7 +21,8 @@ inline Float16 to_float16(float value) {
   const std::uint32_t magnitude = word & 0x7fffffffu;
   if (magnitude >= 0x7f800000u) {  // infinity, or NaN (kept quiet, with its top fraction bits)
     const bool nan = magnitude > 0x7f800000u;
-    return {static_cast<std::uint16_t>(sign | 0x7c00u | (nan ? 0x0200u | ((magnitude >> 13) & 0x03ffu) : 0u))};
+    return {
+        static_cast<std::uint16_t>(sign | 0x7c00u | (nan ? 0x0200u | ((magnitude >> 13) & 0x03ffu) : 0u))};
   }
   if (magnitude >= 0x477ff000u) return {static_cast<std::uint16_t>(sign | 0x7c00u)};  // rounds past 65504
   if (magnitude < 0x38800000u) {
@@ -66,6 +67,9 @@ inline float to_float(Float16 value) {
   return result;
 }
 
-template <> struct DTypeOf<Float16> { static constexpr DType value = DType::f16; };
+template <>
+struct DTypeOf<Float16> {
+  static constexpr DType value = DType::f16;
+};
 
 }  // namespace voxmamba

@@ -61,7 +61,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
   require_cuda_f32(bias, "linear", "bias");
   const DType out_type = output.value_or(x.dtype());
   if (out_type != x.dtype() && !(x.dtype() != DType::f32 && out_type == DType::f32)) {
-    throw Error("linear: a float32 input gives a float32 output");
+    throw Error(std::string("linear: a ") + dtype_name(x.dtype()) + " input cannot give a " + dtype_name(out_type) +
+                " output (its own type, or float32 from a 16-bit input)");
   }
   Tensor y = empty_like_device(out_shape, x, out_type);
   const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = x.numel() / in;

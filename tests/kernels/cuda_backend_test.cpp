@@ -102,6 +102,23 @@ TEST(CudaBackend, Float16CastRoundsLikeTheHost) {
   }
 }
 
+// A 16-bit linear map may write float32 (the logits), never the other 16-bit type.
+TEST(CudaBackend, LinearRefusesAnOutputTypeItCannotWrite) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  const Device gpu = Device::cuda(0);
+  const Tensor x = cast(testing::random_tensor({4, 8}, 80).to(gpu), DType::f16);
+  const Tensor w = cast(testing::random_tensor({8, 8}, 81).to(gpu), DType::f16);
+  EXPECT_EQ(linear(x, w, Tensor(), DType::f32).dtype(), DType::f32);
+  try {
+    linear(x, w, Tensor(), DType::bf16);
+    FAIL() << "a float16 linear map wrote bfloat16";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("float16 input cannot give a bfloat16 output"), std::string::npos)
+        << error.what();
+  }
+}
+
 // A bfloat16 dense conv that goes to cuDNN (channels in multiples of 8), against the CPU's
 // float32 result of the same bfloat16-valued inputs. Each call uses its own depth, so that
 // cuDNN plans a new shape (plans are cached per shape) and reads VOXMAMBA_CUDNN_CHOICE.
