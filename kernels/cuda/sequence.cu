@@ -1,10 +1,10 @@
-// Sequence ops over a volume's tokens on the GPU. Orientations are applied by index
-// (token_at in 32 bits through TokenIndex), never by copying. The selective scan is chunked so the whole GPU works on
-// one long sequence (gpu.md: one block per channel walking 262,144 tokens leaves most SMs
-// idle): (1) each chunk scans from a zero state and records its total decay and end state,
-// (2) a pass composes the chunks' (decay, state) pairs into each chunk's incoming state
-// (segments of chunks in parallel: scan_carry_kernel), (3) each chunk rescans from its
-// incoming state and writes y.
+// Sequence ops over a volume's tokens on the GPU. Orientations are applied by index (token_at
+// in 32 bits through TokenIndex), never by copying. The selective scan is chunked so the whole
+// GPU works on one long sequence (gpu.md: one block per channel walking 262,144 tokens leaves
+// most SMs idle): (1) each chunk scans from a zero state and records its summed dt (its decay
+// is exp(A sum dt)) and end state, (2) a pass composes the chunks' (decay, state) pairs into
+// each chunk's incoming state (segments of chunks in parallel: scan_carry_kernel), (3) each
+// chunk rescans from its incoming state and writes y.
 #include <algorithm>
 #include <type_traits>
 
@@ -109,33 +109,57 @@ template <typename T> struct ScanPointers {
 
 constexpr int kMaxStates = 64;
 
-// One token's S values of B or C as floats: 16-byte loads when the row allows (S = 16).
-template <int kStates, typename T> __device__ __forceinline__ void load_states(const T* row, float* out, std::int64_t S) {
-  if constexpr (kStates > 0) {
-    Vec<T, kStates> values;
-    values.load(row);
+// One token's S values of B or C. With S fixed (16) the row is read in 16-byte loads and kept
+// as loaded, two 16-bit values a register, until each value is used: the output kernel holds
+// a B and a C row, and unpacked they took 16 registers more (occupancy is register bound).
+// With S known only at run time, float slots.
+template <int kStates, typename T>
+struct StateRow {
+  static constexpr int kLoads = kStates * static_cast<int>(sizeof(T)) / 16;
+  uint4 raw[kLoads];
+  __device__ __forceinline__ void load(const T* row, std::int64_t) {
 #pragma unroll
-    for (int s = 0; s < kStates; ++s) out[s] = values.v[s];
-  } else {
-    for (std::int64_t s = 0; s < S; ++s) out[s] = to_f32(row[s]);
+    for (int q = 0; q < kLoads; ++q) raw[q] = reinterpret_cast<const uint4*>(row)[q];
   }
+  __device__ __forceinline__ float operator[](std::int64_t s) const {
+    return to_f32(reinterpret_cast<const T*>(raw)[s]);
+  }
+};
+template <typename T>
+struct StateRow<0, T> {
+  float values[kMaxStates];
+  __device__ __forceinline__ void load(const T* row, std::int64_t S) {
+    for (std::int64_t s = 0; s < S; ++s) values[s] = to_f32(row[s]);
+  }
+  __device__ __forceinline__ float operator[](std::int64_t s) const { return values[s]; }
+};
+
+// exp2 as the one MUFU instruction: exp2f adds a range check and two rescaling multiplies
+// per call for subnormal results (Nsight Compute: the scan kernels are issue bound), and a
+// decay below 2^-126 flushed to zero changes no state by a float's resolution.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 
 // Walks chunk `c` of channel e of sample n from state h. The summary phase (kOutput false)
-// returns the chunk's total decay in `decay`; the output phase writes y. exp(dt A) is
-// computed as exp2(dt * A log2 e): one MUFU instruction instead of expf's range reduction.
+// adds the chunk's dt into `dt_sum` (its total decay per state is exp(A * sum dt): one
+// exponential per state instead of a product of one per token); the output phase writes y.
+// exp(dt A) is computed as exp2(dt * A log2 e).
 // The phase is a template parameter and the pointers are restrict-qualified locals, so the
 // compiler may issue the next tokens' loads (independent of h) while this token computes.
 template <int kStates, bool kOutput, typename T>
 __device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_t e, std::int64_t c, float* h,
-                           float* decay, T* __restrict__ y) {
+                           float* dt_sum, T* __restrict__ y) {
   constexpr int kSlots = kStates > 0 ? kStates : kMaxStates;
   const std::int64_t S = kStates > 0 ? kStates : p.S;
   const T* __restrict__ u = p.u;
   const T* __restrict__ delta = p.delta;
   const T* __restrict__ B = p.B;
   const T* __restrict__ C = p.C;
-  float a[kSlots], b[kSlots], cm[kSlots];
+  float a[kSlots];
+  StateRow<kStates, T> b, cm;
   for (std::int64_t s = 0; s < S; ++s) a[s] = p.A[e * S + s] * 1.4426950408889634f;
   const std::int64_t begin = c * p.chunk, end = min(p.L, begin + p.chunk);
   const float bias = p.delta_bias[e], skip = p.D[e];
@@ -148,20 +172,19 @@ __device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_
     // ulp here, and below -15 log(1 + e^x) is e^x to float precision.
     const float dt = raw > 20.0f ? raw : (raw < -15.0f ? __expf(raw) : __logf(1.0f + __expf(raw)));
     const float x = to_f32(u[token * p.E + e]), dt_x = dt * x;
-    load_states<kStates, T>(B + token * S, b, S);
-    if constexpr (kOutput) load_states<kStates, T>(C + token * S, cm, S);
+    b.load(B + token * S, S);
+    if constexpr (kOutput) cm.load(C + token * S, S);
     float out = 0.0f;
 #pragma unroll
     for (std::int64_t s = 0; s < S; ++s) {
-      const float decay_s = exp2f(dt * a[s]);
-      h[s] = decay_s * h[s] + dt_x * b[s];
-      if constexpr (kOutput) {
-        out += cm[s] * h[s];
-      } else {
-        decay[s] *= decay_s;
-      }
+      h[s] = fast_exp2(dt * a[s]) * h[s] + dt_x * b[s];
+      if constexpr (kOutput) out += cm[s] * h[s];
     }
-    if constexpr (kOutput) y[token * p.E + e] = from_f32<T>(out + skip * x);
+    if constexpr (kOutput) {
+      y[token * p.E + e] = from_f32<T>(out + skip * x);
+    } else {
+      *dt_sum += dt;
+    }
   }
 }
 
@@ -170,42 +193,50 @@ __device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_
 constexpr int kChannelsPerBlock = 32, kChunksPerBlock = 4;
 
 template <int kStates, typename T>
-__global__ void scan_chunk_summary_kernel(ScanPointers<T> p, float* chunk_decay, float* chunk_state) {
+__global__ void scan_chunk_summary_kernel(ScanPointers<T> p, float* chunk_dt, float* chunk_state) {
   const std::int64_t e = blockIdx.x * static_cast<std::int64_t>(kChannelsPerBlock) + threadIdx.x;
   const std::int64_t c = blockIdx.y * static_cast<std::int64_t>(kChunksPerBlock) + threadIdx.y, n = blockIdx.z;
   if (e >= p.E || c >= p.chunks) return;
-  float h[kStates > 0 ? kStates : kMaxStates], decay[kStates > 0 ? kStates : kMaxStates];
-  for (std::int64_t s = 0; s < p.S; ++s) h[s] = 0.0f, decay[s] = 1.0f;
-  scan_chunk<kStates, false, T>(p, n, e, c, h, decay, nullptr);
+  float h[kStates > 0 ? kStates : kMaxStates];
+  for (std::int64_t s = 0; s < p.S; ++s) h[s] = 0.0f;
+  float dt_sum = 0.0f;
+  scan_chunk<kStates, false, T>(p, n, e, c, h, &dt_sum, nullptr);
+  chunk_dt[(n * p.chunks + c) * p.E + e] = dt_sum;
   const std::int64_t base = ((n * p.chunks + c) * p.E + e) * p.S;
-  for (std::int64_t s = 0; s < p.S; ++s) chunk_decay[base + s] = decay[s], chunk_state[base + s] = h[s];
+  for (std::int64_t s = 0; s < p.S; ++s) chunk_state[base + s] = h[s];
 }
 
-// Composes (decay, state) pairs in order: incoming[c] = decay[c-1] * incoming[c-1] + state[c-1].
-// Overwrites chunk_state with each chunk's incoming state. A block holds 32 (sample,
-// channel, state) lanes by kCarrySegments segments of the chunks. At stage 0 there are
-// 4,096 chunks, and one thread walking them all took 0.54 ms a scan (Nsight Compute,
-// H200), more than the scan itself: here each thread composes its segment's pairs into one
-// (the pairs compose as (a2 a1, a2 b1 + b2)), the segments' incoming states follow from
-// kCarrySegments - 1 compositions in shared memory, and each thread rewalks its segment
-// from its incoming state. Fixed order, so the result is deterministic.
-constexpr int kCarryLanes = 32, kCarrySegments = 32;
+// Composes (decay, state) pairs in order: incoming[c] = decay[c-1] * incoming[c-1] + state[c-1],
+// where chunk c's decay of state s of channel e is exp(A[e, s] * chunk_dt[c, e]): one float a
+// chunk and channel is read instead of S (the pass is bound by memory). Overwrites
+// chunk_state with each chunk's incoming state. A block holds kCarryLanes (sample, channel,
+// state) lanes by kCarrySegments segments of the chunks. At stage 0 there are 4,096 chunks,
+// and one thread walking them all took 0.54 ms a scan (Nsight Compute, H200), more than the
+// scan itself: here each thread composes its segment's pairs into one (the pairs compose as
+// (a2 a1, a2 b1 + b2)), the segments' incoming states follow from the earlier segments'
+// compositions in shared memory, and each thread rewalks its segment from its incoming
+// state. Fixed order, so the result is deterministic. 8 lanes (one 32-byte sector) by 128
+// segments: 32 by 32 gave stage 0's 1,536 lanes only 48 blocks for 132 multiprocessors.
+constexpr int kCarryLanes = 8, kCarrySegments = 128;
 
 __global__ void __launch_bounds__(kCarryLanes * kCarrySegments)
-    scan_carry_kernel(const float* __restrict__ chunk_decay, float* __restrict__ chunk_state, std::int64_t chunks,
-                      std::int64_t lanes) {
+    scan_carry_kernel(const float* __restrict__ chunk_dt, const float* __restrict__ A,
+                      float* __restrict__ chunk_state, std::int64_t chunks, std::int64_t E, std::int64_t S) {
   __shared__ float segment_decay[kCarrySegments][kCarryLanes], segment_state[kCarrySegments][kCarryLanes];
   const int lane = threadIdx.x, segment = threadIdx.y;
-  const std::int64_t es = blockIdx.x * static_cast<std::int64_t>(kCarryLanes) + lane, n = blockIdx.y;
+  const std::int64_t lanes = E * S, es = blockIdx.x * static_cast<std::int64_t>(kCarryLanes) + lane,
+                     n = blockIdx.y;
   const bool active = es < lanes;
+  const std::int64_t e = active ? es / S : 0;
+  const float a_log2 = active ? A[es] * 1.4426950408889634f : 0.0f;  // A is [E, S]: row es of the lanes
   const std::int64_t per_segment = (chunks + kCarrySegments - 1) / kCarrySegments;
   const std::int64_t c0 = min(chunks, segment * per_segment), c1 = min(chunks, c0 + per_segment);
-  const std::int64_t base = n * chunks * lanes + es;
+  const std::int64_t base = n * chunks * lanes + es, dt_base = n * chunks * E + e;
   float decay = 1.0f, state = 0.0f;
   if (active) {
 #pragma unroll 8
     for (std::int64_t c = c0; c < c1; ++c) {
-      const float a = chunk_decay[base + c * lanes];
+      const float a = fast_exp2(a_log2 * chunk_dt[dt_base + c * E]);
       state = a * state + chunk_state[base + c * lanes];
       decay *= a;
     }
@@ -218,7 +249,7 @@ __global__ void __launch_bounds__(kCarryLanes * kCarrySegments)
   for (int s = 0; s < segment; ++s) carry = segment_decay[s][lane] * carry + segment_state[s][lane];
 #pragma unroll 8
   for (std::int64_t c = c0; c < c1; ++c) {
-    const float a = chunk_decay[base + c * lanes], b = chunk_state[base + c * lanes];
+    const float a = fast_exp2(a_log2 * chunk_dt[dt_base + c * E]), b = chunk_state[base + c * lanes];
     chunk_state[base + c * lanes] = carry;
     carry = a * carry + b;
   }
@@ -236,14 +267,15 @@ __global__ void scan_output_kernel(ScanPointers<T> p, const float* incoming, T* 
 }
 
 template <int kStates, typename T>
-void launch_scan(const ScanPointers<T>& p, float* chunk_decay, float* chunk_state, T* y) {
+void launch_scan(const ScanPointers<T>& p, float* chunk_dt, float* chunk_state, T* y) {
   const dim3 grid(blocks_for(p.E, kChannelsPerBlock), blocks_for(p.chunks, kChunksPerBlock),
                   static_cast<unsigned int>(p.N));
   const dim3 block(kChannelsPerBlock, kChunksPerBlock);
-  scan_chunk_summary_kernel<kStates, T><<<grid, block>>>(p, chunk_decay, chunk_state);
+  scan_chunk_summary_kernel<kStates, T><<<grid, block>>>(p, chunk_dt, chunk_state);
   check_launch("selective_scan summary");
   const dim3 carry_grid(blocks_for(p.E * p.S, kCarryLanes), static_cast<unsigned int>(p.N));
-  scan_carry_kernel<<<carry_grid, dim3(kCarryLanes, kCarrySegments)>>>(chunk_decay, chunk_state, p.chunks, p.E * p.S);
+  scan_carry_kernel<<<carry_grid, dim3(kCarryLanes, kCarrySegments)>>>(chunk_dt, p.A, chunk_state, p.chunks,
+                                                                       p.E, p.S);
   check_launch("selective_scan carry");
   scan_output_kernel<kStates, T><<<grid, block>>>(p, chunk_state, y);
   check_launch("selective_scan output");
@@ -306,10 +338,16 @@ Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape&
   for (const Tensor* t : {&in.delta_bias, &in.A, &in.D}) require_cuda_f32(*t, "selective_scan", "parameter");
   const std::int64_t N = in.u.dim(0), L = in.u.dim(1), E = in.u.dim(2), S = in.A.dim(1);
   if (S > kMaxStates) throw Error("selective_scan: at most 64 states are supported on the GPU");
-  // Aim for ~64 tokens a chunk, and at most 65535 blocks of chunks (the grid's y limit).
-  const std::int64_t chunk = std::max<std::int64_t>(64, (L + 65535 * kChunksPerBlock - 1) / (65535 * kChunksPerBlock));
+  // 128 tokens a chunk where that still leaves 1,024 threads a multiprocessor (stage 0 of
+  // `base`: 1,500), else 64; and at most 65535 blocks of chunks (the grid's y limit). Longer
+  // chunks halve the carry's work and the summaries' traffic; at stage 1, 128 would leave
+  // the multiprocessors a third full. H200, base 128^3, all scans of a forward: 64 everywhere
+  // 5.92 ms, 128 everywhere 6.52 ms, this choice 5.56 ms.
+  const bool long_chunks = N * E * (L / 128) >= std::int64_t(1024) * multiprocessor_count();
+  const std::int64_t chunk = std::max<std::int64_t>(
+      long_chunks ? 128 : 64, (L + 65535 * kChunksPerBlock - 1) / (65535 * kChunksPerBlock));
   const std::int64_t chunks = (L + chunk - 1) / chunk;
-  Tensor chunk_decay = Tensor::empty({N, chunks, E, S}, DType::f32, in.u.device());
+  Tensor chunk_dt = Tensor::empty({N, chunks, E}, DType::f32, in.u.device());
   Tensor chunk_state = Tensor::empty({N, chunks, E, S}, DType::f32, in.u.device());
   Tensor y = empty_like_device(in.u.shape(), in.u);
   with_float_type(in.u.dtype(), "selective_scan", [&](auto tag) {
@@ -318,9 +356,9 @@ Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape&
                             ptr(in.delta_bias), ptr(in.A), ptr(in.D), N, L, E, S, chunk, chunks,
                             token_index(order, volume)};
     if (S == 16) {
-      launch_scan<16, T>(p, mutable_ptr(chunk_decay), mutable_ptr(chunk_state), mutable_ptr_as<T>(y));
+      launch_scan<16, T>(p, mutable_ptr(chunk_dt), mutable_ptr(chunk_state), mutable_ptr_as<T>(y));
     } else {
-      launch_scan<0, T>(p, mutable_ptr(chunk_decay), mutable_ptr(chunk_state), mutable_ptr_as<T>(y));
+      launch_scan<0, T>(p, mutable_ptr(chunk_dt), mutable_ptr(chunk_state), mutable_ptr_as<T>(y));
     }
   });
   return y;

@@ -1,8 +1,11 @@
 // The selective scan in each orientation against a naive sequential loop written here from
-// network.md's equations, on an explicitly reordered copy of the sequence.
+// network.md's equations, on an explicitly reordered copy of the sequence; and the GPU's
+// chunked scan at a size where it takes its long chunks.
 #include <cmath>
+#include <utility>
 #include <vector>
 
+#include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "kernels/reference/reference_ops.h"
 #include "tests/test_util.h"
@@ -91,6 +94,43 @@ TEST(TokenOrder, SliceVisitsEveryVoxelThroughAllSlicesFirst) {
   for (std::int64_t i = 0; i < v.tokens(); ++i) EXPECT_EQ(token_at(i, TokenOrder::Slice, v), expected[i]);
   EXPECT_EQ(token_at(0, TokenOrder::Backward, v), 11);
   EXPECT_EQ(token_at(1, TokenOrder::Slice, v), 4);  // (h, w) = (0, 0), d = 1
+}
+
+// The GPU scans 128-token chunks once N E L / 128 reaches 1,024 threads a multiprocessor
+// (kernels/cuda/sequence.cu; 196,608 here, enough for up to 192 multiprocessors), 64-token
+// ones below: ops_test's cases are all below. float32, in the forward and the slice order
+// (16,384 tokens: 128 chunks, one per segment of the carry kernel); tolerance as for the
+// long scans there.
+TEST(SelectiveScan, GpuLongChunksMatchTheReference) {
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
+  initialize_cuda();
+  const VolumeShape v{16, 32, 32};
+  const std::int64_t L = v.tokens(), E = 1536, S = 16;
+  ScanInputs in;
+  in.u = random_tensor({1, L, E}, 15);
+  in.delta = random_tensor({1, L, E}, 16, -4, 0);
+  in.delta_bias = random_tensor({E}, 17, -2, 0);
+  in.A = random_tensor({E, S}, 18, -1, -0.01f);
+  in.B = random_tensor({1, L, S}, 19);
+  in.C = random_tensor({1, L, S}, 20);
+  in.D = random_tensor({E}, 21);
+  const Device gpu = Device::cuda(0);
+  ScanInputs on_gpu;
+  for (auto [from, to] : {std::pair{&in.u, &on_gpu.u},
+                          {&in.delta, &on_gpu.delta},
+                          {&in.delta_bias, &on_gpu.delta_bias},
+                          {&in.A, &on_gpu.A},
+                          {&in.B, &on_gpu.B},
+                          {&in.C, &on_gpu.C},
+                          {&in.D, &on_gpu.D}}) {
+    *to = from->to(gpu);
+  }
+  for (TokenOrder order : {TokenOrder::Forward, TokenOrder::Slice}) {
+    EXPECT_TRUE(close(selective_scan(on_gpu, order, v).to(Device::cpu()),
+                      reference::selective_scan(in, order, v), 5e-5))
+        << token_order_name(order);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Orders, SelectiveScanTest,
