@@ -109,30 +109,17 @@ template <typename T> struct ScanPointers {
 
 constexpr int kMaxStates = 64;
 
-// One token's S values of B or C. With S fixed (16) the row is read in 16-byte loads and kept
-// as loaded, two 16-bit values a register, until each value is used: the output kernel holds
-// a B and a C row, and unpacked they took 16 registers more (occupancy is register bound).
-// With S known only at run time, float slots.
-template <int kStates, typename T>
-struct StateRow {
-  static constexpr int kLoads = kStates * static_cast<int>(sizeof(T)) / 16;
-  uint4 raw[kLoads];
-  __device__ __forceinline__ void load(const T* row, std::int64_t) {
+// One token's S values of B or C as floats: 16-byte loads when the row allows (S = 16).
+template <int kStates, typename T> __device__ __forceinline__ void load_states(const T* row, float* out, std::int64_t S) {
+  if constexpr (kStates > 0) {
+    Vec<T, kStates> values;
+    values.load(row);
 #pragma unroll
-    for (int q = 0; q < kLoads; ++q) raw[q] = reinterpret_cast<const uint4*>(row)[q];
+    for (int s = 0; s < kStates; ++s) out[s] = values.v[s];
+  } else {
+    for (std::int64_t s = 0; s < S; ++s) out[s] = to_f32(row[s]);
   }
-  __device__ __forceinline__ float operator[](std::int64_t s) const {
-    return to_f32(reinterpret_cast<const T*>(raw)[s]);
-  }
-};
-template <typename T>
-struct StateRow<0, T> {
-  float values[kMaxStates];
-  __device__ __forceinline__ void load(const T* row, std::int64_t S) {
-    for (std::int64_t s = 0; s < S; ++s) values[s] = to_f32(row[s]);
-  }
-  __device__ __forceinline__ float operator[](std::int64_t s) const { return values[s]; }
-};
+}
 
 // exp2 as the one MUFU instruction: exp2f adds a range check and two rescaling multiplies
 // per call for subnormal results (Nsight Compute: the scan kernels are issue bound), and a
@@ -158,8 +145,7 @@ __device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_
   const T* __restrict__ delta = p.delta;
   const T* __restrict__ B = p.B;
   const T* __restrict__ C = p.C;
-  float a[kSlots];
-  StateRow<kStates, T> b, cm;
+  float a[kSlots], b[kSlots], cm[kSlots];
   for (std::int64_t s = 0; s < S; ++s) a[s] = p.A[e * S + s] * 1.4426950408889634f;
   const std::int64_t begin = c * p.chunk, end = min(p.L, begin + p.chunk);
   const float bias = p.delta_bias[e], skip = p.D[e];
@@ -172,8 +158,8 @@ __device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_
     // ulp here, and below -15 log(1 + e^x) is e^x to float precision.
     const float dt = raw > 20.0f ? raw : (raw < -15.0f ? __expf(raw) : __logf(1.0f + __expf(raw)));
     const float x = to_f32(u[token * p.E + e]), dt_x = dt * x;
-    b.load(B + token * S, S);
-    if constexpr (kOutput) cm.load(C + token * S, S);
+    load_states<kStates, T>(B + token * S, b, S);
+    if constexpr (kOutput) load_states<kStates, T>(C + token * S, cm, S);
     float out = 0.0f;
 #pragma unroll
     for (std::int64_t s = 0; s < S; ++s) {
