@@ -185,6 +185,17 @@ void randomize_offset_heads(ParameterMap& parameters, double scale, std::uint64_
   }
 }
 
+namespace {
+
+std::int64_t count_non_finite(const Tensor& tensor) {
+  const float* data = tensor.data<float>();
+  std::int64_t bad = 0;
+  for (std::int64_t i = 0; i < tensor.numel(); ++i) bad += std::isfinite(data[i]) ? 0 : 1;
+  return bad;
+}
+
+}  // namespace
+
 void check_parameters(const NetworkConfig& config, const ParameterMap& parameters) {
   std::set<std::string> expected;
   for (const ParameterSpec& spec : parameter_specs(config)) {
@@ -197,6 +208,10 @@ void check_parameters(const NetworkConfig& config, const ParameterMap& parameter
                   shape_string(spec.shape));
     }
     if (tensor.dtype() != DType::f32) throw Error("tensor '" + spec.name + "' is not float32");
+    const std::int64_t bad = count_non_finite(tensor);
+    if (bad > 0) {
+      throw Error("tensor '" + spec.name + "' holds " + std::to_string(bad) + " NaN or infinite values");
+    }
   }
   for (const auto& entry : parameters) {
     if (!expected.count(entry.first)) {

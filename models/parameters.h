@@ -39,7 +39,8 @@ ParameterMap initialize_parameters(const NetworkConfig& config, std::uint64_t se
 // sampling path with fractional offsets instead of the plain conv it starts as.
 void randomize_offset_heads(ParameterMap& parameters, double scale, std::uint64_t seed);
 
-// Throws Error naming the first missing, extra or mis-shaped tensor (or a non-float32 one).
+// Throws Error naming the first missing, extra or mis-shaped tensor (or a non-float32 one, or
+// one holding NaN or infinity: a diverged training run, a corrupt file).
 void check_parameters(const NetworkConfig& config, const ParameterMap& parameters);
 
 // Module name of a parameter for per-module counts: "encoder/stem", "encoder/stages/2",

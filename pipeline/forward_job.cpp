@@ -1,6 +1,8 @@
 #include "pipeline/forward_job.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "io/npy.h"
 #include "pipeline/model_store.h"
@@ -19,6 +21,10 @@ ForwardResult run_forward(const ForwardRequest& request) {
   const Tensor input = io::read_npy(request.input);
   if (input.dtype() != DType::f32) {
     throw Error(request.input, std::string("input must be float32, got ") + dtype_name(input.dtype()));
+  }
+  const float* values = input.data<float>();
+  if (!std::all_of(values, values + input.numel(), [](float v) { return std::isfinite(v); })) {
+    throw Error(request.input, "holds NaN or infinite values");
   }
   const auto model = load_model_file(request.weights, device, precision);
   try {

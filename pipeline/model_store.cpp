@@ -119,8 +119,8 @@ void require_finite_output(const Tensor& values, DType precision) {
   std::string message = "the network produced " + std::to_string(bad) + " NaN or infinite output values";
   if (precision == DType::f16) {
     message += ": float16 activations overflowed (above 65504); run with --precision bf16 or fp32";
-  } else {
-    message += " in " + std::string(dtype_name(precision)) + "; the model's weights may be corrupt";
+  } else {  // inputs and weights are checked when read, so an activation left float's range
+    message += " in " + std::string(dtype_name(precision)) + " from finite input and weights";
   }
   throw Error(message);
 }

@@ -51,8 +51,9 @@ std::unique_ptr<models::VoxMambaNet> load_model_file(const std::string& path, De
 DType choose_precision(const std::string& text, Device device);
 
 // Throws when `values` (the network's logits or probabilities, on the CPU, float32) hold a
-// NaN or an infinity: a corrupt model, or float16 activations past their range, which the
-// message says and answers with bf16 or fp32. Never silently writes a broken label map.
+// NaN or an infinity. Inputs and weights are checked for them when read, so this is an
+// activation past its type's range: in float16 (above 65504) the message says so and names
+// bf16 or fp32 as the remedy. Never silently writes a broken label map.
 void require_finite_output(const Tensor& values, DType precision);
 
 // "auto" (the first GPU when one is usable, else the CPU), "cpu", "cuda" or "cuda:N"; a GPU

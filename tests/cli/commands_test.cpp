@@ -144,6 +144,14 @@ TEST_F(CommandsTest, ModelWithAMisshapedTensor) {
   expect_bad_model(path("model.h5"), {"encoder/stem/bias", "shape"});
 }
 
+TEST_F(CommandsTest, ModelWithAnInfiniteWeight) {  // a diverged training run saves these
+  write_edited_model(path("model.h5"), [](io::TensorFile& f) {
+    ASSERT_EQ(f.tensors.count("encoder/stem/weight"), 1u);
+    f.tensors["encoder/stem/weight"].data<float>()[0] = INFINITY;
+  });
+  expect_bad_model(path("model.h5"), {"encoder/stem/weight", "NaN or infinite"});
+}
+
 TEST_F(CommandsTest, ModelWithWrongLengthDimsInConfig) {
   write_edited_model(path("model.h5"), [](io::TensorFile& f) {
     nlohmann::json config = nlohmann::json::parse(f.config_json);
@@ -189,6 +197,14 @@ TEST_F(CommandsTest, ForwardInputInt32) {
 TEST_F(CommandsTest, ForwardInputRank4) {
   write_input(path("in.npy"), {16, 16, 16, 1});
   expect_bad_input(path("in.npy"), {"rank"});
+}
+
+TEST_F(CommandsTest, ForwardInputWithANaN) {
+  Tensor input = Tensor::full({1, 16, 16, 16, 1}, 0.5f);
+  input.data<float>()[100] = std::nanf("");
+  io::write_npy(path("in.npy"), input);
+  expect_bad_input(path("in.npy"), {"NaN or infinite"});
+  EXPECT_FALSE(fs::exists(path("out.npy")));
 }
 
 TEST_F(CommandsTest, ForwardInputMissing) { expect_bad_input(path("nowhere.npy"), {"no such file"}); }

@@ -74,7 +74,7 @@ TEST(Parameters, InitialisationIsSeededAndFollowsTheRules) {
   for (std::int64_t i = 0; i < offsets.numel(); ++i) ASSERT_EQ(offsets.data<float>()[i], 0.0f);
 }
 
-TEST(Parameters, CheckNamesTheMissingExtraOrMisshapedTensor) {
+TEST(Parameters, CheckNamesTheMissingExtraMisshapedOrNonFiniteTensor) {
   const NetworkConfig config = preset_config("small", 2);
   auto expect_error = [&](const ParameterMap& parameters, const std::string& fragment) {
     try {
@@ -93,6 +93,10 @@ TEST(Parameters, CheckNamesTheMissingExtraOrMisshapedTensor) {
   ParameterMap misshaped = initialize_parameters(config, 1);
   misshaped["encoder/stem/bias"] = Tensor::zeros({25});
   expect_error(misshaped, "'encoder/stem/bias' has shape [25]");
+  ParameterMap diverged = initialize_parameters(config, 1);
+  diverged["encoder/stem/weight"].data<float>()[3] = std::nanf("");
+  diverged["encoder/stem/weight"].data<float>()[9] = -INFINITY;
+  expect_error(diverged, "'encoder/stem/weight' holds 2 NaN or infinite values");
   EXPECT_NO_THROW(check_parameters(config, initialize_parameters(config, 1)));
 }
 

@@ -1,7 +1,7 @@
 // Sliding-window inference against the network's own forward pass: on a volume of exactly one
 // patch the blended probabilities are softmax(forward) (the importance weights cancel), and
 // with mirroring they are the mean of the eight mirrored passes. A network whose output is
-// not finite (corrupt weights, float16 overflow) is an error, never a label map.
+// not finite (float16 overflow) is an error, never a label map.
 #include "pipeline/sliding_window_inference.h"
 
 #include <gtest/gtest.h>
@@ -79,19 +79,19 @@ template <typename F> std::string error_of(F&& f) {
   return "";
 }
 
-TEST(SlidingWindowInference, NonFiniteOutputIsAnErrorNamingTheCause) {
-  models::ParameterMap parameters = models::initialize_parameters(tiny_config(), 8);
-  parameters.at("encoder/stem/weight").data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
-  const models::VoxMambaNet net(tiny_config(), parameters);
-  const std::string message =
-      error_of([&] { predict_probabilities(net, random_tensor({16, 16, 16, 1}, 9), {{16, 16, 16}, 0.5, false}); });
-  EXPECT_NE(message.find("NaN or infinite"), std::string::npos) << message;
-  EXPECT_NE(message.find("corrupt"), std::string::npos) << message;
-  // The check itself: one bad value among finite ones is found and counted.
+// Finite values pass; one infinity or NaN among them is found and counted, and only float16
+// is told to switch type.
+TEST(SlidingWindowInference, NonFiniteOutputIsCountedAndExplained) {
   Tensor values = Tensor::full({4, 3}, 0.5f);
   EXPECT_NO_THROW(require_finite_output(values, DType::f32));
   values.data<float>()[7] = std::numeric_limits<float>::infinity();
-  EXPECT_NE(error_of([&] { require_finite_output(values, DType::f32); }).find(" 1 NaN"), std::string::npos);
+  const std::string wide = error_of([&] { require_finite_output(values, DType::f32); });
+  EXPECT_NE(wide.find("produced 1 NaN or infinite"), std::string::npos) << wide;
+  EXPECT_EQ(wide.find("--precision"), std::string::npos) << wide;
+  values.data<float>()[2] = std::numeric_limits<float>::quiet_NaN();
+  const std::string half = error_of([&] { require_finite_output(values, DType::f16); });
+  EXPECT_NE(half.find("produced 2 NaN or infinite"), std::string::npos) << half;
+  EXPECT_NE(half.find("--precision bf16"), std::string::npos) << half;
 }
 
 // Activations past float16's range (65504) become infinities and then NaN; the error names
