@@ -59,25 +59,33 @@ TEST(CudaBackend, ReusesFreedDeviceBlocks) {
   EXPECT_EQ(b.raw_data(), first);  // the caching allocator handed the same block back
 }
 
+// Casts `values` to the 16-bit `type` on the GPU and back: the GPU's bits must equal the
+// host conversion's (`to_half`, core/bfloat16.h or core/float16.h), and widening them again
+// must give the host's float for the same bits.
+template <typename Half, typename ToHalf>
+void expect_gpu_cast_rounds_like_the_host(const std::vector<float>& values, DType type, ToHalf to_half) {
+  Tensor host = Tensor::empty({static_cast<std::int64_t>(values.size())});
+  std::memcpy(host.data<float>(), values.data(), values.size() * sizeof(float));
+  const Tensor gpu = cast(host.to(Device::cuda(0)), type).to(Device::cpu());
+  ASSERT_EQ(gpu.dtype(), type);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(gpu.data<Half>()[i].bits, to_half(values[i]).bits) << "value " << values[i];
+  }
+  const Tensor back = cast(gpu.to(Device::cuda(0)), DType::f32).to(Device::cpu());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(back.data<float>()[i], to_float(gpu.data<Half>()[i])) << "value " << values[i];
+  }
+}
+
 TEST(CudaBackend, Bfloat16CastRoundsLikeTheHost) {
   REQUIRE_GPU();
   initialize_cuda();
   // Ties both ways, just above a tie, overflow to infinity, signed zero, a subnormal, and
-  // plain values: the GPU's bits must equal core/bfloat16.h's.
-  const std::vector<float> values = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-20f,
-                                     std::numeric_limits<float>::max(), -0.0f, 1e-40f, -3.14159f, 65504.0f,
-                                     -1e30f, 0.1f};
-  Tensor host = Tensor::empty({static_cast<std::int64_t>(values.size())});
-  std::memcpy(host.data<float>(), values.data(), values.size() * sizeof(float));
-  const Tensor gpu = cast(host.to(Device::cuda(0)), DType::bf16).to(Device::cpu());
-  ASSERT_EQ(gpu.dtype(), DType::bf16);
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    EXPECT_EQ(gpu.data<BFloat16>()[i].bits, to_bfloat16(values[i]).bits) << "value " << values[i];
-  }
-  const Tensor back = cast(gpu.to(Device::cuda(0)), DType::f32).to(Device::cpu());
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    EXPECT_EQ(back.data<float>()[i], to_float(gpu.data<BFloat16>()[i])) << "value " << values[i];
-  }
+  // plain values.
+  expect_gpu_cast_rounds_like_the_host<BFloat16>(
+      {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-20f, std::numeric_limits<float>::max(), -0.0f,
+       1e-40f, -3.14159f, 65504.0f, -1e30f, 0.1f},
+      DType::bf16, [](float v) { return to_bfloat16(v); });
 }
 
 TEST(CudaBackend, Float16CastRoundsLikeTheHost) {
@@ -85,21 +93,11 @@ TEST(CudaBackend, Float16CastRoundsLikeTheHost) {
   initialize_cuda();
   // Ties both ways, just above a tie, the largest half and the tie past it, subnormals (a tie
   // among them, and one that rounds into the normals), underflow to zero, signed zero,
-  // overflow and plain values: the GPU's bits must equal core/float16.h's.
-  const std::vector<float> values = {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 1.0f + 0x1p-11f + 0x1p-20f,
-                                     65504.0f, 65520.0f, 0x1p-24f, 0x1.8p-24f, 0x1p-14f - 0x1p-25f, 1e-9f, -0.0f,
-                                     std::numeric_limits<float>::max(), -1e30f, -3.14159f, 0.1f};
-  Tensor host = Tensor::empty({static_cast<std::int64_t>(values.size())});
-  std::memcpy(host.data<float>(), values.data(), values.size() * sizeof(float));
-  const Tensor gpu = cast(host.to(Device::cuda(0)), DType::f16).to(Device::cpu());
-  ASSERT_EQ(gpu.dtype(), DType::f16);
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    EXPECT_EQ(gpu.data<Float16>()[i].bits, to_float16(values[i]).bits) << "value " << values[i];
-  }
-  const Tensor back = cast(gpu.to(Device::cuda(0)), DType::f32).to(Device::cpu());
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    EXPECT_EQ(back.data<float>()[i], to_float(gpu.data<Float16>()[i])) << "value " << values[i];
-  }
+  // overflow and plain values.
+  expect_gpu_cast_rounds_like_the_host<Float16>(
+      {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 1.0f + 0x1p-11f + 0x1p-20f, 65504.0f, 65520.0f, 0x1p-24f, 0x1.8p-24f,
+       0x1p-14f - 0x1p-25f, 1e-9f, -0.0f, std::numeric_limits<float>::max(), -1e30f, -3.14159f, 0.1f},
+      DType::f16, [](float v) { return to_float16(v); });
 }
 
 // A 16-bit linear map may write float32 (the logits), never the other 16-bit type.
