@@ -13,6 +13,11 @@ agreement in bfloat16, where the engine on an H200 gave 99.53% (issue 4's parity
 parity check: functional ops that are not modules (adds, GELU between modules) are not rounded.
 
     python3 tools/precision_emulation.py --weights model.h5 --input x.npy [--types bf16,fp16]
+        [--keep-fp32 REGEX] [--fp32-weights]
+
+--keep-fp32 leaves the outputs of the modules whose names match REGEX (Python re.search on
+names such as decoder.ups.0.res.norm1) unrounded, and --fp32-weights the GEMM weights: what a
+mixed-precision engine that kept those tensors in float32 would gain.
 
 Prints one JSON object: per type, argmax agreement and max/mean abs error against float32.
 """
@@ -20,6 +25,7 @@ Prints one JSON object: per type, argmax agreement and max/mean abs error agains
 import argparse
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -39,15 +45,17 @@ def is_gemm(module):
     return isinstance(module, nn.Conv3d) and module.groups == 1
 
 
-def rounded_model(weights, dtype):
-    """The twin with GEMM weights rounded to dtype and every leaf module's output rounded."""
+def rounded_model(weights, dtype, keep_fp32=None, fp32_weights=False):
+    """The twin with GEMM weights rounded to dtype (unless fp32_weights) and every leaf module's
+    output rounded, except those whose names match the regular expression keep_fp32."""
     model, _ = twin.load_hdf5(weights)
     for name, module in model.named_modules():
-        if is_gemm(module):
+        if is_gemm(module) and not fp32_weights:
             with torch.no_grad():
                 module.weight.copy_(module.weight.to(dtype).float())
         is_leaf = next(module.children(), None) is None
-        if is_leaf and not name.endswith("head.out"):  # the engine writes the logits in float32
+        kept = keep_fp32 is not None and re.search(keep_fp32, name)
+        if is_leaf and not kept and not name.endswith("head.out"):  # the engine writes the logits in float32
             module.register_forward_hook(
                 lambda _m, _i, out: out.to(dtype).float() if torch.is_tensor(out) else out)
     return model
@@ -59,21 +67,30 @@ def main(argv=None):
     ap.add_argument("--input", required=True, help=".npy float32 [N, D, H, W, C_in]")
     ap.add_argument("--types", default="bf16,fp16", help="comma list of " + ", ".join(TYPES))
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    ap.add_argument("--keep-fp32", metavar="REGEX", default=None,
+                    help="leave the outputs of modules whose names match REGEX in float32")
+    ap.add_argument("--fp32-weights", action="store_true", help="leave the GEMM weights in float32")
     args = ap.parse_args(argv)
     types = [t for t in args.types.split(",") if t]
     unknown = [t for t in types if t not in TYPES]
     if unknown:
         ap.error(f"unknown type(s) {', '.join(unknown)}; expected {', '.join(TYPES)}")
+    if args.keep_fp32 is not None:
+        try:
+            re.compile(args.keep_fp32)
+        except re.error as e:
+            ap.error(f"--keep-fp32: not a regular expression: {e}")
     if args.threads:
         torch.set_num_threads(args.threads)
     x = torch.from_numpy(np.load(args.input))
     model, _ = twin.load_hdf5(args.weights)
     with torch.no_grad():
         reference = model(x).float()
-    result = {"weights": args.weights, "input": list(x.shape), "std_float32": float(reference.std())}
+    result = {"weights": args.weights, "input": list(x.shape), "std_float32": float(reference.std()),
+              "keep_fp32": args.keep_fp32, "fp32_weights": args.fp32_weights}
     for name in types:
         with torch.no_grad():
-            logits = rounded_model(args.weights, TYPES[name])(x).float()
+            logits = rounded_model(args.weights, TYPES[name], args.keep_fp32, args.fp32_weights)(x).float()
         error = (logits - reference).abs()
         result[name] = {
             "argmax_agreement": float((logits.argmax(-1) == reference.argmax(-1)).float().mean()),

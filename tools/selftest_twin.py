@@ -419,7 +419,8 @@ def test_forward_small():
 
 def test_precision_emulation():
     """tools/precision_emulation.py: rounding to fp16 (10-bit mantissa) moves the logits less than
-    bf16 (7-bit), neither leaves them untouched, and an unknown type is refused."""
+    bf16 (7-bit), neither leaves them untouched; keeping everything in fp32 leaves them exactly,
+    keeping the decoder's outputs moves them less; an unknown type or a bad pattern is refused."""
     import contextlib
     import io
     import precision_emulation
@@ -437,6 +438,18 @@ def test_precision_emulation():
         bf16, fp16 = r["bf16"]["mean_abs_error"], r["fp16"]["mean_abs_error"]
         check("precision emulation: fp16 moves the logits less than bf16, both move them",
               0 < fp16 < bf16 / 2 and r["bf16"]["argmax_agreement"] > 0.9, f"mean abs error bf16 {bf16:.2e}, fp16 {fp16:.2e}")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):  # nothing rounded: exactly the float32 logits
+            precision_emulation.main(["--weights", weights, "--input", inp, "--keep-fp32", ".", "--fp32-weights"])
+        kept = json.loads(out.getvalue())["bf16"]
+        check("precision emulation: keeping every output and weight in fp32 leaves the logits as they are",
+              kept["max_abs_error"] == 0 and kept["argmax_agreement"] == 1, json.dumps(kept))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):  # the decoder's outputs kept: between the two
+            precision_emulation.main(["--weights", weights, "--input", inp, "--types", "bf16", "--keep-fp32", "decoder"])
+        partly = json.loads(out.getvalue())["bf16"]["mean_abs_error"]
+        check("precision emulation: keeping the decoder's outputs in fp32 moves the logits less, but still",
+              0 < partly < bf16, f"mean abs error {partly:.2e} vs {bf16:.2e} all rounded")
         err = io.StringIO()
         try:
             with contextlib.redirect_stderr(err):
@@ -445,6 +458,16 @@ def test_precision_emulation():
         except SystemExit as e:
             refused = e.code == 2
         check("precision emulation: an unknown type is refused", refused and "unknown type(s) fp8" in err.getvalue(),
+              err.getvalue().strip().splitlines()[-1] if err.getvalue() else "no error")
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                precision_emulation.main(["--weights", weights, "--input", inp, "--keep-fp32", "(decoder"])
+            refused = False
+        except SystemExit as e:
+            refused = e.code == 2
+        check("precision emulation: a --keep-fp32 that is not a regular expression is refused",
+              refused and "not a regular expression" in err.getvalue(),
               err.getvalue().strip().splitlines()[-1] if err.getvalue() else "no error")
 
 
