@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
@@ -72,6 +73,13 @@ Tensor Tensor::to(Device device) const {
   DeviceAllocator& allocator = device_allocator(device.is_cpu() ? device_.type : device.type);
   allocator.copy(copy.raw_data(), device, raw_data(), device_, bytes());
   return copy;
+}
+
+std::int64_t count_non_finite(const Tensor& t) {
+  const float* data = t.data<float>();
+  std::int64_t bad = 0;
+  for (std::int64_t i = 0; i < t.numel(); ++i) bad += std::isfinite(data[i]) ? 0 : 1;
+  return bad;
 }
 
 void Tensor::check_access(DType requested) const {

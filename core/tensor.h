@@ -61,4 +61,8 @@ class Tensor {
   Device device_;
 };
 
+// How many elements of a float32 tensor on the CPU are NaN or infinite: the one scan behind
+// every check that weights, inputs and outputs are finite.
+std::int64_t count_non_finite(const Tensor& t);
+
 }  // namespace voxmamba

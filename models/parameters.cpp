@@ -185,17 +185,6 @@ void randomize_offset_heads(ParameterMap& parameters, double scale, std::uint64_
   }
 }
 
-namespace {
-
-std::int64_t count_non_finite(const Tensor& tensor) {
-  const float* data = tensor.data<float>();
-  std::int64_t bad = 0;
-  for (std::int64_t i = 0; i < tensor.numel(); ++i) bad += std::isfinite(data[i]) ? 0 : 1;
-  return bad;
-}
-
-}  // namespace
-
 void check_parameters(const NetworkConfig& config, const ParameterMap& parameters) {
   std::set<std::string> expected;
   for (const ParameterSpec& spec : parameter_specs(config)) {

@@ -1,8 +1,6 @@
 #include "pipeline/forward_job.h"
 
-#include <algorithm>
 #include <chrono>
-#include <cmath>
 
 #include "io/npy.h"
 #include "pipeline/model_store.h"
@@ -22,10 +20,7 @@ ForwardResult run_forward(const ForwardRequest& request) {
   if (input.dtype() != DType::f32) {
     throw Error(request.input, std::string("input must be float32, got ") + dtype_name(input.dtype()));
   }
-  const float* values = input.data<float>();
-  if (!std::all_of(values, values + input.numel(), [](float v) { return std::isfinite(v); })) {
-    throw Error(request.input, "holds NaN or infinite values");
-  }
+  if (count_non_finite(input) > 0) throw Error(request.input, "holds NaN or infinite values");
   const auto model = load_model_file(request.weights, device, precision);
   try {
     model->check_input_shape(input.shape());

@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -111,10 +110,7 @@ DType choose_precision(const std::string& text, Device device) {
 }
 
 void require_finite_output(const Tensor& values, DType precision) {
-  const float* v = values.data<float>();
-  const std::int64_t n = values.numel();
-  std::int64_t bad = 0;
-  for (std::int64_t i = 0; i < n; ++i) bad += std::isfinite(v[i]) ? 0 : 1;
+  const std::int64_t bad = count_non_finite(values);
   if (bad == 0) return;
   std::string message = "the network produced " + std::to_string(bad) + " NaN or infinite output values";
   if (precision == DType::f16) {

@@ -1,7 +1,6 @@
 #include "pipeline/segment_job.h"
 
 #include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -95,10 +94,7 @@ std::string probabilities_path(const std::string& output) {
 }
 
 void check_finite(const Tensor& voxels, const std::string& path) {
-  const float* v = voxels.data<float>();
-  for (std::int64_t i = 0; i < voxels.numel(); ++i) {
-    if (!std::isfinite(v[i])) throw Error(path, "holds NaN or infinite voxel values");
-  }
+  if (count_non_finite(voxels) > 0) throw Error(path, "holds NaN or infinite voxel values");
 }
 
 CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const InferenceSettings& settings,

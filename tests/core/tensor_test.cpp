@@ -90,6 +90,17 @@ TEST(Float16, EveryHalfRoundTripsAndFloatsRoundLikeTheCompiler) {
 #endif
 }
 
+TEST(Tensor, CountsNonFiniteElements) {
+  Tensor t = Tensor::full({2, 5}, 1.5f);
+  EXPECT_EQ(count_non_finite(t), 0);
+  t.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+  t.data<float>()[4] = std::numeric_limits<float>::infinity();
+  t.data<float>()[9] = -std::numeric_limits<float>::infinity();
+  t.data<float>()[5] = std::numeric_limits<float>::max();  // large but finite
+  EXPECT_EQ(count_non_finite(t), 3);
+  EXPECT_THROW(count_non_finite(Tensor::zeros({3}, DType::i32)), Error);
+}
+
 TEST(Tensor, ZerosAndFull) {
   Tensor z = Tensor::zeros({3, 7}, DType::i32);
   for (int i = 0; i < 21; ++i) EXPECT_EQ(z.data<std::int32_t>()[i], 0);
