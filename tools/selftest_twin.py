@@ -431,45 +431,39 @@ def test_precision_emulation():
         weights, inp = os.path.join(d, "m.h5"), os.path.join(d, "x.npy")
         twin.save_hdf5(model, dict(cfg, labels=["background", "a", "b"], patch_size=[16, 16, 16]), weights)
         np.save(inp, np.random.RandomState(0).standard_normal((1, 16, 16, 16, 1)).astype(np.float32))
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            precision_emulation.main(["--weights", weights, "--input", inp])
-        r = json.loads(out.getvalue())
+        def emulate(*extra):
+            """The tool's JSON for this model and input, with `extra` arguments."""
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                precision_emulation.main(["--weights", weights, "--input", inp, *extra])
+            return json.loads(out.getvalue())
+
+        def refusal(*extra):
+            """(refused with exit status 2, the error's last line) for `extra` arguments."""
+            err = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(err):
+                    precision_emulation.main(["--weights", weights, "--input", inp, *extra])
+                refused = False
+            except SystemExit as e:
+                refused = e.code == 2
+            return refused, err.getvalue().strip().splitlines()[-1] if err.getvalue() else "no error"
+
+        r = emulate()
         bf16, fp16 = r["bf16"]["mean_abs_error"], r["fp16"]["mean_abs_error"]
         check("precision emulation: fp16 moves the logits less than bf16, both move them",
               0 < fp16 < bf16 / 2 and r["bf16"]["argmax_agreement"] > 0.9, f"mean abs error bf16 {bf16:.2e}, fp16 {fp16:.2e}")
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):  # nothing rounded: exactly the float32 logits
-            precision_emulation.main(["--weights", weights, "--input", inp, "--keep-fp32", ".", "--fp32-weights"])
-        kept = json.loads(out.getvalue())["bf16"]
+        kept = emulate("--keep-fp32", ".", "--fp32-weights")["bf16"]  # nothing rounded: exactly the float32 logits
         check("precision emulation: keeping every output and weight in fp32 leaves the logits as they are",
               kept["max_abs_error"] == 0 and kept["argmax_agreement"] == 1, json.dumps(kept))
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):  # the decoder's outputs kept: between the two
-            precision_emulation.main(["--weights", weights, "--input", inp, "--types", "bf16", "--keep-fp32", "decoder"])
-        partly = json.loads(out.getvalue())["bf16"]["mean_abs_error"]
+        partly = emulate("--types", "bf16", "--keep-fp32", "decoder")["bf16"]["mean_abs_error"]
         check("precision emulation: keeping the decoder's outputs in fp32 moves the logits less, but still",
               0 < partly < bf16, f"mean abs error {partly:.2e} vs {bf16:.2e} all rounded")
-        err = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(err):
-                precision_emulation.main(["--weights", weights, "--input", inp, "--types", "fp8"])
-            refused = False
-        except SystemExit as e:
-            refused = e.code == 2
-        check("precision emulation: an unknown type is refused", refused and "unknown type(s) fp8" in err.getvalue(),
-              err.getvalue().strip().splitlines()[-1] if err.getvalue() else "no error")
-        err = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(err):
-                precision_emulation.main(["--weights", weights, "--input", inp, "--keep-fp32", "(decoder"])
-            refused = False
-        except SystemExit as e:
-            refused = e.code == 2
+        refused, message = refusal("--types", "fp8")
+        check("precision emulation: an unknown type is refused", refused and "unknown type(s) fp8" in message, message)
+        refused, message = refusal("--keep-fp32", "(decoder")
         check("precision emulation: a --keep-fp32 that is not a regular expression is refused",
-              refused and "not a regular expression" in err.getvalue(),
-              err.getvalue().strip().splitlines()[-1] if err.getvalue() else "no error")
-
+              refused and "not a regular expression" in message, message)
 
 def main():
     t0 = time.time()
