@@ -32,6 +32,12 @@ void require_same_dtype(const Tensor& a, const Tensor& b, const char* op, const 
 // Multiprocessors of the current device, for kernels that size their work to fill it.
 int multiprocessor_count();
 
+// for (i over [0, n)) in a grid-stride loop, 64-bit: every thread of the grid takes every
+// gridDim * blockDim-th index, so the grid may be smaller than the work.
+#define VOXMAMBA_GRID_STRIDE(i, n)                                                             \
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < (n); \
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+
 constexpr int kThreads = 256;
 inline unsigned int blocks_for(std::int64_t work, int threads = kThreads) {
   const std::int64_t blocks = (work + threads - 1) / threads;

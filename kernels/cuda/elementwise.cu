@@ -11,10 +11,6 @@ namespace {
 
 enum class Unary { Gelu, Silu, LeakyRelu, Softplus };
 
-#define VOXMAMBA_GRID_STRIDE(i, n)                                                             \
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < (n); \
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-
 template <Unary kind, typename T>
 __global__ void unary_kernel(const T* x, T* y, std::int64_t n, float slope) {
   VOXMAMBA_GRID_STRIDE(i, n) {

@@ -119,9 +119,13 @@ std::vector<OpCase> all_cases() {
   cases.push_back(deform_case("deform_k3_offset_bias", {1, 4, 5, 6, 16}, 3, 2, 1.5f, true));
   cases.push_back(deform_case("deform_k3_c24", {1, 3, 5, 4, 24}, 3, 1, 1.5f));
   cases.push_back(deform_case("deform_k5_c32_offset_bias", {2, 5, 4, 6, 32}, 5, 1, 2.5f, true));
-  // 48 channels: on the GPU each thread owns three interleaved 16-byte groups (two threads a
-  // voxel in bfloat16, four in float32), as at base stage 0; 5 x 6 x 7 leaves partial tiles.
   cases.push_back(deform_case("deform_k3_d2_c48_offset_bias", {2, 5, 6, 7, 48}, 3, 2, 2.0f, true));
+  // The GPU kernel gives each thread three interleaved 16-byte groups of a voxel's channels
+  // (two threads a voxel in 16-bit types, four in float32, as at base stage 0) only where
+  // that still fills the GPU: a volume this large takes that path, with partial 4^3 tiles.
+  cases.push_back(deform_case("deform_k3_d2_c48_whole_gpu", {1, 30, 31, 26, 48}, 3, 2, 2.0f, true));
+  // An axis of size 1 along w, with channel vectors.
+  cases.push_back(deform_case("deform_k3_w1_c16", {1, 3, 4, 1, 16}, 3, 1, 1.5f));
   cases.push_back(deform_case("deform_k3_c16_padded_offsets", {1, 4, 5, 6, 16}, 3, 1, 1.5f, true, 3));
 
   cases.push_back({Op::LayerNorm, "layer_norm_c7", [](bool reference) {

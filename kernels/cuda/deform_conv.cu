@@ -1,0 +1,182 @@
+// The deformable depthwise conv on channels-last volumes on the GPU (network.md, D-LKA): a
+// direct kernel in which a thread owns one output voxel and up to three 16-byte groups of its
+// channels, so each trilinear corner is one 16-byte load per group and the tap's geometry
+// (corner indices and weights, shared by all channels) is computed once per thread.
+#include <algorithm>
+#include <string>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/op_checks.h"
+
+namespace voxmamba::kernels::cuda {
+namespace {
+
+constexpr int kDeformTile = 4;
+
+struct DeformGeometry {
+  std::int64_t N;
+  int D, H, W, C;
+  int kernel, dilation;
+  int offset_stride;  // channels of an offsets row, 3 K^3 or padded beyond (ops.h)
+};
+
+// network.md's deformable depthwise conv: trilinear samples at p + dilation*t_k + offset,
+// neighbours outside the volume read zero (also on axes of size 1). Branch-free corners: an
+// outside neighbour gets weight 0 and reads a clamped, valid address, so the threads of a
+// warp never diverge at the volume's faces. Index arithmetic is 32-bit within a sample
+// (the host checks that a sample has fewer than 2^31 elements).
+//
+// The kernel is bound by L1 throughput and by issue latency (Nsight Compute on the H200,
+// base stage 0: L1/TEX 93% busy, 12% occupancy at 167 registers), so a thread owns Q
+// groups of G channels (G = 16 bytes: 8 16-bit values or 4 float32), interleaved: the threads
+// of one voxel own groups j, j + T, j + 2T... (T threads per voxel). Per corner, one load
+// instruction of those T threads then reads T*16 contiguous bytes, filling whole 32-byte
+// sectors (owning adjacent groups, a thread's 16 bytes sat in every other half sector),
+// and each tap's geometry (offsets, corners, weights) serves Q*G channels. Three groups
+// per thread measured best (base stage 0 dw7: 8.0 ms before, 5.8 ms with Q = 3 at two
+// blocks per SM).
+template <typename T, int G, int Q>
+__global__ void __launch_bounds__(256, 2) deform_kernel(const T* __restrict__ x, const T* __restrict__ offsets,
+                                                        const float* __restrict__ weight, const float* __restrict__ bias,
+                                                        const float* __restrict__ offset_bias, T* __restrict__ y,
+                                                        DeformGeometry g) {
+  const int threads_per_voxel = g.C / (G * Q), taps = g.kernel * g.kernel * g.kernel, half = (g.kernel - 1) / 2;
+  const std::int64_t sample = static_cast<std::int64_t>(g.D) * g.H * g.W;
+  const int stride_d = g.H * g.W * g.C, stride_h = g.W * g.C;
+  // Threads cover cubes of kDeformTile^3 voxels (a voxel's threads fastest), so that for
+  // each tap a warp's samples fall in a compact block of rows that L1 serves to
+  // neighbouring voxels; along a row of voxels every voxel would touch its own four rows.
+  const int tiles_w = (g.W + kDeformTile - 1) / kDeformTile, tiles_h = (g.H + kDeformTile - 1) / kDeformTile,
+            tiles_d = (g.D + kDeformTile - 1) / kDeformTile;
+  constexpr int kTileVoxels = kDeformTile * kDeformTile * kDeformTile;
+  const std::int64_t total = g.N * tiles_d * tiles_h * tiles_w * kTileVoxels * threads_per_voxel;
+  VOXMAMBA_GRID_STRIDE(i, total) {
+    const int j = static_cast<int>(i % threads_per_voxel);
+    const std::int64_t t = i / threads_per_voxel;
+    const int local = static_cast<int>(t % kTileVoxels);
+    const std::int64_t tile = t / kTileVoxels;
+    const int w = static_cast<int>(tile % tiles_w) * kDeformTile + local % kDeformTile;
+    const int h = static_cast<int>(tile / tiles_w % tiles_h) * kDeformTile + local / kDeformTile % kDeformTile;
+    const int d = static_cast<int>(tile / (static_cast<std::int64_t>(tiles_w) * tiles_h) % tiles_d) * kDeformTile +
+                  local / (kDeformTile * kDeformTile);
+    if (w >= g.W || h >= g.H || d >= g.D) continue;
+    const std::int64_t n = tile / (static_cast<std::int64_t>(tiles_w) * tiles_h * tiles_d);
+    const int v = (d * g.H + h) * g.W + w;
+    const std::int64_t p = n * sample + v;
+    const T* delta = offsets + p * g.offset_stride;
+    const T* xn = x + (p - v) * g.C;
+    // Group q's first channel is first + q * step.
+    const int first = j * G, step = threads_per_voxel * G;
+    Vec<T, G> acc[Q];
+#pragma unroll
+    for (int q = 0; q < Q; ++q) {
+#pragma unroll
+      for (int c = 0; c < G; ++c) acc[q].v[c] = bias ? bias[first + q * step + c] : 0.0f;
+    }
+    int kd = 0, kh = 0, kw = 0;
+#pragma unroll 1
+    for (int k = 0; k < taps; ++k) {
+      float dz = to_f32(delta[3 * k]), dy = to_f32(delta[3 * k + 1]), dx = to_f32(delta[3 * k + 2]);
+      if (offset_bias) dz += offset_bias[3 * k], dy += offset_bias[3 * k + 1], dx += offset_bias[3 * k + 2];
+      const float z = static_cast<float>(d + g.dilation * (kd - half)) + dz;
+      const float yy = static_cast<float>(h + g.dilation * (kh - half)) + dy;
+      const float xx = static_cast<float>(w + g.dilation * (kw - half)) + dx;
+      if (++kw == g.kernel) kw = 0, kh += 1;
+      if (kh == g.kernel) kh = 0, kd += 1;
+      // Clamped to [-2, size + 1], where every neighbour is already outside, so that wild
+      // offsets cannot overflow the int conversions.
+      const float cz = fminf(fmaxf(z, -2.0f), g.D + 1.0f), cy = fminf(fmaxf(yy, -2.0f), g.H + 1.0f),
+                  cx = fminf(fmaxf(xx, -2.0f), g.W + 1.0f);
+      const float fz = floorf(cz), fy = floorf(cy), fx = floorf(cx);
+      const int d0 = static_cast<int>(fz), h0 = static_cast<int>(fy), w0 = static_cast<int>(fx);
+      const float tz = cz - fz, ty = cy - fy, tx = cx - fx;
+      // Per axis: the two neighbours' weights (0 outside) and clamped offsets.
+      const float wd[2] = {d0 >= 0 && d0 < g.D ? 1.0f - tz : 0.0f, d0 + 1 >= 0 && d0 + 1 < g.D ? tz : 0.0f};
+      const float wh[2] = {h0 >= 0 && h0 < g.H ? 1.0f - ty : 0.0f, h0 + 1 >= 0 && h0 + 1 < g.H ? ty : 0.0f};
+      const float ww[2] = {w0 >= 0 && w0 < g.W ? 1.0f - tx : 0.0f, w0 + 1 >= 0 && w0 + 1 < g.W ? tx : 0.0f};
+      const int od[2] = {min(max(d0, 0), g.D - 1) * stride_d, min(max(d0 + 1, 0), g.D - 1) * stride_d};
+      const int oh[2] = {min(max(h0, 0), g.H - 1) * stride_h, min(max(h0 + 1, 0), g.H - 1) * stride_h};
+      const int ow[2] = {min(max(w0, 0), g.W - 1) * g.C, min(max(w0 + 1, 0), g.W - 1) * g.C};
+#pragma unroll
+      for (int q = 0; q < Q; ++q) {
+        float sampled[G];
+#pragma unroll
+        for (int c = 0; c < G; ++c) sampled[c] = 0.0f;
+#pragma unroll
+        for (int a = 0; a < 2; ++a) {
+#pragma unroll
+          for (int b = 0; b < 2; ++b) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const float corner = wd[a] * wh[b] * ww[e];
+              Vec<T, G> in;
+              in.load(xn + od[a] + oh[b] + ow[e] + first + q * step);
+#pragma unroll
+              for (int c = 0; c < G; ++c) sampled[c] += corner * in.v[c];
+            }
+          }
+        }
+        Vec<float, G> tap_weight;  // 16-byte loads when G > 1: C is a multiple of G
+        tap_weight.load(weight + k * g.C + first + q * step);
+#pragma unroll
+        for (int c = 0; c < G; ++c) acc[q].v[c] += tap_weight.v[c] * sampled[c];
+      }
+    }
+#pragma unroll
+    for (int q = 0; q < Q; ++q) acc[q].store(y + p * g.C + first + q * step);
+  }
+}
+
+}  // namespace
+
+Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
+                       int kernel, int dilation, const Tensor& offset_bias) {
+  check_deform_args(x, offsets, weight, bias, kernel, dilation, offset_bias);
+  require_cuda_f32(offset_bias, "deform_dwconv3d", "offset bias");
+  require_cuda_float(x, "deform_dwconv3d", "input");
+  require_cuda_float(offsets, "deform_dwconv3d", "offsets");
+  require_same_dtype(x, offsets, "deform_dwconv3d", "offsets");
+  require_cuda_f32(weight, "deform_dwconv3d", "weight");
+  require_cuda_f32(bias, "deform_dwconv3d", "bias");
+  Tensor y = empty_like_device(x.shape(), x);
+  if (x.numel() / std::max<std::int64_t>(1, x.dim(0)) >= (std::int64_t(1) << 31)) {
+    throw Error("deform_dwconv3d: a sample of " + shape_string(x.shape()) + " has 2^31 elements or more");
+  }
+  if (y.numel() == 0) return y;
+  const DeformGeometry g{x.dim(0), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)),
+                         static_cast<int>(x.dim(4)), kernel, dilation, static_cast<int>(offsets.dim(4))};
+  with_float_type(x.dtype(), "deform_dwconv3d", [&](auto tag) {
+    using T = decltype(tag);
+    // Groups of 16 bytes where C allows; three per thread (else two, else one) where that
+    // still leaves half a wave of threads (512 per multiprocessor): at 16^3 x 192 channels
+    // three groups would leave most of the GPU idle while each thread walks all 343 taps.
+    constexpr int kGroup = 16 / sizeof(T);
+    const auto tiles = [](std::int64_t size) { return (size + kDeformTile - 1) / kDeformTile; };
+    const std::int64_t voxel_slots = g.N * tiles(g.D) * tiles(g.H) * tiles(g.W) * kDeformTile * kDeformTile * kDeformTile;
+    const auto launch = [&](auto group, auto per_thread) {
+      constexpr int G = decltype(group)::value, Q = decltype(per_thread)::value;
+      deform_kernel<T, G, Q><<<blocks_for(voxel_slots * (g.C / (G * Q))), kThreads>>>(
+          ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y), g);
+    };
+    const std::int64_t enough_threads = std::int64_t(512) * multiprocessor_count();
+    const auto fits = [&](int per_thread) {
+      return g.C % (per_thread * kGroup) == 0 && voxel_slots * (g.C / (per_thread * kGroup)) >= enough_threads;
+    };
+    using One = std::integral_constant<int, 1>;
+    using Group = std::integral_constant<int, kGroup>;
+    if (fits(3)) {
+      launch(Group{}, std::integral_constant<int, 3>{});
+    } else if (fits(2)) {
+      launch(Group{}, std::integral_constant<int, 2>{});
+    } else if (g.C % kGroup == 0) {
+      launch(Group{}, One{});
+    } else {
+      launch(One{}, One{});
+    }
+  });
+  check_launch("deform_dwconv3d");
+  return y;
+}
+
+}  // namespace voxmamba::kernels::cuda
