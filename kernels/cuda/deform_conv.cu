@@ -31,35 +31,53 @@ struct DeformGeometry {
 // already the weaker one (base at 128^3: 99.58% argmax agreement in bf16, 99.95% in fp16).
 template <typename T, int G> constexpr bool kPackedCorners = std::is_same_v<T, f16> && G == 8;
 
-// sampled[c] = sum over the corners of corner * x, in half2 FMAs; the sum of at most eight
-// terms with weights summing to at most 1 stays within the range of the inputs.
-template <typename T, int G>
-__device__ __forceinline__ void sum_corners_packed(const T* group, const int (&od)[2], const int (&oh)[2],
-                                                   const int (&ow)[2], const float (&corner)[2][2][2],
-                                                   float (&sampled)[G]) {
-  static_assert(std::is_same_v<T, f16> && G % 2 == 0, "packed corner sums are float16 pairs");
-  __half2 sum[G / 2];
-#pragma unroll
-  for (int c = 0; c < G / 2; ++c) sum[c] = __float2half2_rn(0.0f);
+// Calls f(offset, weight) for the eight trilinear corners of a sample: offset od[a] + oh[b] +
+// ow[e] from the group's first channel, weight corner[a][b][e].
+template <typename F>
+__device__ __forceinline__ void for_each_corner(const int (&od)[2], const int (&oh)[2], const int (&ow)[2],
+                                                const float (&corner)[2][2][2], F&& f) {
 #pragma unroll
   for (int a = 0; a < 2; ++a) {
 #pragma unroll
     for (int b = 0; b < 2; ++b) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const __half2 weight = __float2half2_rn(corner[a][b][e]);
-        const uint4 raw = *reinterpret_cast<const uint4*>(group + od[a] + oh[b] + ow[e]);
-        const __half2* in = reinterpret_cast<const __half2*>(&raw);
-#pragma unroll
-        for (int c = 0; c < G / 2; ++c) sum[c] = __hfma2(weight, in[c], sum[c]);
-      }
+      for (int e = 0; e < 2; ++e) f(od[a] + oh[b] + ow[e], corner[a][b][e]);
     }
   }
+}
+
+// sampled[c] = sum over the corners of corner * x for the G channels from `group`. Packed:
+// half2 FMAs, where the sum of at most eight terms with weights summing to at most 1 stays
+// within the range of the inputs; otherwise in float.
+template <typename T, int G>
+__device__ __forceinline__ void sum_corners(const T* group, const int (&od)[2], const int (&oh)[2], const int (&ow)[2],
+                                            const float (&corner)[2][2][2], float (&sampled)[G]) {
+  if constexpr (kPackedCorners<T, G>) {
+    __half2 sum[G / 2];
 #pragma unroll
-  for (int c = 0; c < G / 2; ++c) {
-    const float2 pair = __half22float2(sum[c]);
-    sampled[2 * c] = pair.x;
-    sampled[2 * c + 1] = pair.y;
+    for (int c = 0; c < G / 2; ++c) sum[c] = __float2half2_rn(0.0f);
+    for_each_corner(od, oh, ow, corner, [&](int offset, float weight) {
+      const __half2 weight2 = __float2half2_rn(weight);
+      const uint4 raw = *reinterpret_cast<const uint4*>(group + offset);
+      const __half2* in = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+      for (int c = 0; c < G / 2; ++c) sum[c] = __hfma2(weight2, in[c], sum[c]);
+    });
+#pragma unroll
+    for (int c = 0; c < G / 2; ++c) {
+      const float2 pair = __half22float2(sum[c]);
+      sampled[2 * c] = pair.x;
+      sampled[2 * c + 1] = pair.y;
+    }
+  } else {
+#pragma unroll
+    for (int c = 0; c < G; ++c) sampled[c] = 0.0f;
+    for_each_corner(od, oh, ow, corner, [&](int offset, float weight) {
+      Vec<T, G> in;
+      in.load(group + offset);
+#pragma unroll
+      for (int c = 0; c < G; ++c) sampled[c] += weight * in.v[c];
+    });
   }
 }
 
@@ -156,26 +174,7 @@ __global__ void __launch_bounds__(256, 2) deform_kernel(const T* __restrict__ x,
 #pragma unroll
       for (int q = 0; q < Q; ++q) {
         float sampled[G];
-        const T* group = xn + first + q * step;
-        if constexpr (kPackedCorners<T, G>) {
-          sum_corners_packed<T, G>(group, od, oh, ow, corner, sampled);
-        } else {
-#pragma unroll
-          for (int c = 0; c < G; ++c) sampled[c] = 0.0f;
-#pragma unroll
-          for (int a = 0; a < 2; ++a) {
-#pragma unroll
-            for (int b = 0; b < 2; ++b) {
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {
-                Vec<T, G> in;
-                in.load(group + od[a] + oh[b] + ow[e]);
-#pragma unroll
-                for (int c = 0; c < G; ++c) sampled[c] += corner[a][b][e] * in.v[c];
-              }
-            }
-          }
-        }
+        sum_corners<T, G>(xn + first + q * step, od, oh, ow, corner, sampled);
         Vec<float, G> tap_weight;  // 16-byte loads when G > 1: C is a multiple of G
         tap_weight.load(weight + k * g.C + first + q * step);
 #pragma unroll
