@@ -3,10 +3,13 @@
 // (multiply-add = 2), and on a GPU the peak memory of the timed passes.
 // Usage: voxmamba_forward_benchmark [--config small|base] [--size 64] [--repeats 3]
 //        [--threads N] [--classes 3] [--device cpu|cuda] [--precision auto|fp32|bf16|fp16]
-//        [--model FILE.h5] [--input FILE.npy] [--profile 1]
+//        [--model FILE.h5] [--input FILE.npy] [--offset-scale S] [--profile 1]
 // --model and --input time a given model file and input array (tools/bench_twin.py passes
 // the twin's, so both sides see the same weights and input); otherwise seeded random
-// weights and a fixed pattern of --size^3 are used. Times are CUDA events on a GPU, after
+// weights and a fixed pattern of --size^3 are used; their deformable offset heads are zero, as
+// network.md initialises them, unless --offset-scale S draws them in [-S, S] (as `voxmamba
+// init --offset-scale` does): the deformable convs' memory traffic depends on the offsets, and
+// a trained model's are not zero. Times are CUDA events on a GPU, after
 // one warm-up pass (which also picks the cuDNN algorithms). --profile 1 adds one pass in
 // which every op waits for the device, timed per op and per op class, as "op_ms" and
 // "class_ms"; its total exceeds the median.
@@ -16,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/flop_count.h"
@@ -51,6 +55,7 @@ int main(int argc, char** argv) {
   using namespace voxmamba;
   std::string config_name = "small", device_name = "cpu", precision_name = "auto", model_path, input_path;
   int size = 64, repeats = 3, threads = 0, classes = 3, profile = 0;
+  double offset_scale = 0.0;
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) {
@@ -68,6 +73,7 @@ int main(int argc, char** argv) {
     else if (flag == "--model") model_path = value;
     else if (flag == "--input") input_path = value;
     else if (flag == "--profile") profile = std::atoi(value);
+    else if (flag == "--offset-scale") offset_scale = std::atof(value);
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -75,6 +81,10 @@ int main(int argc, char** argv) {
   }
   if (repeats < 1 || (input_path.empty() && (size < 16 || size % 16 != 0))) {
     std::fprintf(stderr, "--repeats must be >= 1 and --size a positive multiple of 16\n");
+    return 2;
+  }
+  if (!(offset_scale >= 0.0 && offset_scale <= 10.0) || (offset_scale > 0.0 && !model_path.empty())) {
+    std::fprintf(stderr, "--offset-scale must be in [0, 10], and is for the seeded weights, not --model\n");
     return 2;
   }
   try {
@@ -87,7 +97,9 @@ int main(int argc, char** argv) {
       config_name = model_path;
     } else {
       const models::NetworkConfig config = models::preset_config(config_name, classes);
-      net = std::make_unique<models::VoxMambaNet>(config, models::initialize_parameters(config, 1), device, precision);
+      models::ParameterMap parameters = models::initialize_parameters(config, 1);
+      if (offset_scale > 0.0) models::randomize_offset_heads(parameters, offset_scale, 1);
+      net = std::make_unique<models::VoxMambaNet>(config, std::move(parameters), device, precision);
     }
     const models::NetworkConfig& config = net->config();
     Tensor host_input;
@@ -126,6 +138,7 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < ms.size(); ++i) std::printf("%s%.2f", i ? ", " : "", ms[i]);
     std::printf("], \"median_ms\": %.2f, \"min_ms\": %.2f, \"gflop\": %.2f, \"tflop_per_s\": %.2f", median, sorted[0],
                 flops / 1e9, flops / 1e12 / (median / 1e3));
+    if (model_path.empty()) std::printf(", \"offset_scale\": %g", offset_scale);
     if (!device.is_cpu()) {
       std::printf(", \"peak_gpu_memory_gib\": %.3f, \"libraries\": \"%s\"",
                   static_cast<double>(kernels::cuda_peak_memory_bytes()) / (1 << 30),
