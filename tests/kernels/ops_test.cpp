@@ -122,8 +122,9 @@ std::vector<OpCase> all_cases() {
   cases.push_back(deform_case("deform_k3_d2_c48_offset_bias", {2, 5, 6, 7, 48}, 3, 2, 2.0f, true));
   // The GPU kernel gives each thread three interleaved 16-byte groups of a voxel's channels
   // (two threads a voxel in 16-bit types, four in float32, as at base stage 0) only where
-  // that still fills the GPU: a volume this large takes that path, with partial 4^3 tiles.
-  cases.push_back(deform_case("deform_k3_d2_c48_whole_gpu", {1, 30, 31, 26, 48}, 3, 2, 2.0f, true));
+  // that still leaves 512 threads per multiprocessor: this volume takes that path on GPUs of
+  // up to 220 multiprocessors (10 x 11 x 8 tiles of 4^3 voxels, partial along every axis).
+  cases.push_back(deform_case("deform_k3_d2_c48_whole_gpu", {1, 39, 41, 31, 48}, 3, 2, 2.0f, true));
   // An axis of size 1 along w, with channel vectors.
   cases.push_back(deform_case("deform_k3_w1_c16", {1, 3, 4, 1, 16}, 3, 1, 1.5f));
   cases.push_back(deform_case("deform_k3_c16_padded_offsets", {1, 4, 5, 6, 16}, 3, 1, 1.5f, true, 3));
