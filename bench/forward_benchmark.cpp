@@ -73,7 +73,11 @@ int main(int argc, char** argv) {
     else if (flag == "--model") model_path = value;
     else if (flag == "--input") input_path = value;
     else if (flag == "--profile") profile = std::atoi(value);
-    else if (flag == "--offset-scale") offset_scale = std::atof(value);
+    else if (flag == "--offset-scale") {
+      char* end = nullptr;
+      offset_scale = std::strtod(value, &end);
+      if (end == value || *end != '\0') offset_scale = -1.0;  // not a number: refused below
+    }
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
