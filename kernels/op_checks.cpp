@@ -152,4 +152,15 @@ void check_scan_args(const ScanInputs& in, const VolumeShape& volume) {
   check_vector(in.D, channels, op, "D");
 }
 
+FlipGeometry check_flip_args(const Tensor& x, int axis_mask) {
+  if (!x.defined()) fail("flip", "input is missing");
+  if (x.rank() != 4 && x.rank() != 5) {
+    fail("flip", "expects [N, D, H, W, C] or [D, H, W, C], got " + shape_string(x.shape()));
+  }
+  if (axis_mask < 0 || axis_mask > 7) fail("flip", "axis mask must be in 0..7, got " + std::to_string(axis_mask));
+  const int first = x.rank() - 4;  // the d axis
+  return {first ? x.dim(0) : 1,       x.dim(first),       x.dim(first + 1), x.dim(first + 2), x.dim(first + 3),
+          (axis_mask & 1) != 0,       (axis_mask & 2) != 0, (axis_mask & 4) != 0};
+}
+
 }  // namespace voxmamba::kernels

@@ -23,4 +23,11 @@ void check_causal_conv1d_args(const Tensor& x, const Tensor& weight, const Tenso
                               const VolumeShape& volume);
 void check_scan_args(const ScanInputs& in, const VolumeShape& volume);
 
+// The spatial geometry of a flip: x is [N, D, H, W, C] or [D, H, W, C] and the mask in 0..7.
+struct FlipGeometry {
+  std::int64_t batch, depth, height, width, channels;
+  bool flip_d, flip_h, flip_w;
+};
+FlipGeometry check_flip_args(const Tensor& x, int axis_mask);
+
 }  // namespace voxmamba::kernels

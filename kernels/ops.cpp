@@ -138,5 +138,6 @@ Tensor concat_channels(const Tensor& a, const Tensor& b) {
 Tensor softmax(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Softmax, x, softmax, x); }
 Tensor argmax(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Argmax, x, argmax, x); }
 Tensor cast(const Tensor& x, DType dtype) { return VOXMAMBA_DISPATCH(Op::Cast, x, cast, x, dtype); }
+Tensor flip(const Tensor& x, int axis_mask) { return VOXMAMBA_DISPATCH(Op::Flip, x, flip, x, axis_mask); }
 
 }  // namespace voxmamba::kernels

@@ -51,6 +51,7 @@ enum class Op : int {
   Softmax,
   Argmax,
   Cast,
+  Flip,
   Count
 };
 
@@ -58,7 +59,8 @@ inline constexpr std::array<const char*, static_cast<int>(Op::Count)> kOpNames =
     "conv3d",    "conv_transpose3d", "deform_dwconv3d", "layer_norm", "instance_norm",
     "gelu",      "silu",             "leaky_relu",      "softplus",   "linear",
     "causal_conv1d", "selective_scan", "reorder_tokens", "restore_tokens", "add",
-    "mul",       "concat_channels",  "softmax",         "argmax",     "cast"};
+    "mul",       "concat_channels",  "softmax",         "argmax",     "cast",
+    "flip"};
 // A new op that misses the name table fails here, not at run time.
 static_assert(kOpNames.size() == static_cast<std::size_t>(Op::Count), "every Op needs a name");
 
@@ -208,5 +210,11 @@ Tensor argmax(const Tensor& x);   // over the last axis -> int32, first maximum 
 
 // float32 <-> bfloat16 or float16, rounding to nearest even; a tensor already of `dtype` comes back as is.
 Tensor cast(const Tensor& x, DType dtype);
+
+// Mirroring test-time augmentation: reverses the spatial axes selected by `axis_mask` (bit 1 =
+// d, 2 = h, 4 = w) of an [N, D, H, W, C] or [D, H, W, C] tensor of any element type, into a new
+// tensor on the same device. A flip is its own inverse: flip the input, run the network, flip
+// the output back.
+Tensor flip(const Tensor& x, int axis_mask);
 
 }  // namespace voxmamba::kernels

@@ -282,38 +282,6 @@ void paste(const Tensor& source, const Triple& offset, Tensor& destination) {
   copy_box(source, in, {0, 0, 0}, destination, out, offset, in.size);
 }
 
-Tensor flip(const Tensor& x, int axis_mask) {
-  if (!x.defined() || !x.device().is_cpu()) throw Error("flip", "expects a CPU tensor");
-  if (x.rank() != 4 && x.rank() != 5)
-    throw Error("flip", "expects [N, D, H, W, C] or [D, H, W, C], got " + shape_string(x.shape()));
-  if (axis_mask < 0 || axis_mask > 7)
-    throw Error("flip", "axis mask must be in 0..7, got " + std::to_string(axis_mask));
-  const int first = x.rank() - 4;  // the d axis
-  const std::int64_t batch = first ? x.dim(0) : 1;
-  const std::int64_t depth = x.dim(first), height = x.dim(first + 1), width = x.dim(first + 2);
-  const std::size_t voxel_bytes = static_cast<std::size_t>(x.dim(first + 3)) * dtype_size(x.dtype());
-  const bool flip_d = axis_mask & 1, flip_h = axis_mask & 2, flip_w = axis_mask & 4;
-  Tensor out = Tensor::empty(x.shape(), x.dtype());
-  const auto* in = static_cast<const std::uint8_t*>(x.raw_data());
-  auto* result = static_cast<std::uint8_t*>(out.raw_data());
-  parallel_for(batch * depth * height, 16, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t row = begin; row < end; ++row) {
-      const std::int64_t n = row / (depth * height), z = (row / height) % depth, y = row % height;
-      const std::int64_t source_z = flip_d ? depth - 1 - z : z, source_y = flip_h ? height - 1 - y : y;
-      const std::uint8_t* src = in + ((n * depth + source_z) * height + source_y) * width * voxel_bytes;
-      std::uint8_t* dst = result + row * width * voxel_bytes;
-      if (!flip_w) {
-        std::memcpy(dst, src, width * voxel_bytes);
-        continue;
-      }
-      for (std::int64_t w = 0; w < width; ++w) {
-        std::memcpy(dst + w * voxel_bytes, src + (width - 1 - w) * voxel_bytes, voxel_bytes);
-      }
-    }
-  });
-  return out;
-}
-
 std::vector<int> mirror_axis_masks(bool tta) {
   if (!tta) return {0};
   return {0, 1, 2, 3, 4, 5, 6, 7};

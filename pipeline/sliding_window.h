@@ -85,13 +85,9 @@ Tensor crop(const Tensor& volume, const std::array<std::int64_t, 3>& offset,
 // count and dtype; the box must fit).
 void paste(const Tensor& source, const std::array<std::int64_t, 3>& offset, Tensor& destination);
 
-// Mirroring test-time augmentation: flips the spatial axes selected by `axis_mask` (bit 1 = d,
-// 2 = h, 4 = w) of an [N, D, H, W, C] or [D, H, W, C] tensor (any dtype), into a new tensor.
-// A flip is its own inverse: flip the input, run the network, flip the output back.
-Tensor flip(const Tensor& x, int axis_mask);
-
-// {0} without TTA; all 8 subsets of the 3 axes with it (nnU-Net mirrors over all axes: 8
-// passes whose predictions are averaged).
+// The mirrors of test-time augmentation, as kernels::flip axis masks: {0} without TTA; all 8
+// subsets of the 3 axes with it (nnU-Net mirrors over all axes: 8 passes whose predictions are
+// averaged).
 std::vector<int> mirror_axis_masks(bool tta);
 
 }  // namespace voxmamba::pipeline

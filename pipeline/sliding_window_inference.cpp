@@ -17,20 +17,23 @@ Tensor predict_probabilities(const models::VoxMambaNet& net, const Tensor& volum
   const std::int64_t total = static_cast<std::int64_t>(windows.size() * mirrors.size());
   std::int64_t done = 0;
   const Shape batch_shape{1, options.patch_size[0], options.patch_size[1], options.patch_size[2], volume.dim(3)};
+  // The mirrored passes of a window are flipped, summed and averaged where the network runs,
+  // so each window crosses to a GPU once each way rather than once per pass.
+  const Tensor mirror_scale =
+      Tensor::full({1, options.patch_size[0], options.patch_size[1], options.patch_size[2], net.config().num_classes},
+                   1.0f / static_cast<float>(mirrors.size()))
+          .to(net.device());
   for (const Window& window : windows) {
-    const Tensor patch = crop(volume, window.begin, window.size).reshape(batch_shape);
+    const Tensor patch = crop(volume, window.begin, window.size).reshape(batch_shape).to(net.device());
     Tensor sum;  // the mirrored passes' mean, then one weighted add
     for (int mask : mirrors) {
-      const Tensor logits = net.forward(flip(patch, mask).to(net.device()));
-      const Tensor probabilities = flip(kernels::softmax(logits).to(Device::cpu()), mask);
+      const Tensor logits = net.forward(kernels::flip(patch, mask));
+      const Tensor probabilities = kernels::flip(kernels::softmax(logits), mask);
       sum = sum.defined() ? kernels::add(sum, probabilities) : probabilities;
       if (progress) progress(++done, total);
     }
-    if (mirrors.size() > 1) {
-      const Tensor scale = Tensor::full(sum.shape(), 1.0f / static_cast<float>(mirrors.size()));
-      sum = kernels::mul(sum, scale);
-    }
-    accumulator.add(window, sum, importance);
+    if (mirrors.size() > 1) sum = kernels::mul(sum, mirror_scale);
+    accumulator.add(window, sum.to(Device::cpu()), importance);
   }
   // NaN and infinity survive the softmax and the accumulation, so one look at the end finds them.
   Tensor result = accumulator.result();

@@ -253,4 +253,31 @@ Tensor cast(const Tensor& x, DType dtype) {
   return y;
 }
 
+// Row by row (whole rows are one copy when w is not flipped), any element type: voxels are
+// moved as bytes.
+Tensor flip(const Tensor& x, int axis_mask) {
+  const FlipGeometry g = check_flip_args(x, axis_mask);
+  if (!x.device().is_cpu()) throw Error("flip: expects a CPU tensor");
+  const std::size_t voxel_bytes = static_cast<std::size_t>(g.channels) * dtype_size(x.dtype());
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  const auto* in = static_cast<const std::uint8_t*>(x.raw_data());
+  auto* result = static_cast<std::uint8_t*>(out.raw_data());
+  parallel_for(g.batch * g.depth * g.height, 16, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t row = begin; row < end; ++row) {
+      const std::int64_t n = row / (g.depth * g.height), z = (row / g.height) % g.depth, y = row % g.height;
+      const std::int64_t source_z = g.flip_d ? g.depth - 1 - z : z, source_y = g.flip_h ? g.height - 1 - y : y;
+      const std::uint8_t* src = in + ((n * g.depth + source_z) * g.height + source_y) * g.width * voxel_bytes;
+      std::uint8_t* dst = result + row * g.width * voxel_bytes;
+      if (!g.flip_w) {
+        std::memcpy(dst, src, g.width * voxel_bytes);
+        continue;
+      }
+      for (std::int64_t w = 0; w < g.width; ++w) {
+        std::memcpy(dst + w * voxel_bytes, src + (g.width - 1 - w) * voxel_bytes, voxel_bytes);
+      }
+    }
+  });
+  return out;
+}
+
 }  // namespace voxmamba::kernels::cpu

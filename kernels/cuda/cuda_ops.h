@@ -32,5 +32,6 @@ Tensor concat_channels(const Tensor& a, const Tensor& b);
 Tensor softmax(const Tensor& x);
 Tensor argmax(const Tensor& x);
 Tensor cast(const Tensor& x, DType dtype);
+Tensor flip(const Tensor& x, int axis_mask);
 
 }  // namespace voxmamba::kernels::cuda

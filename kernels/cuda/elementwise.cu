@@ -1,6 +1,8 @@
 // Elementwise ops, dtype casts, channel concatenation and per-row softmax/argmax on the GPU,
-// each templated on the activation type (float, bfloat16 or float16) and computing in float.
+// each templated on the activation type (float, bfloat16 or float16) and computing in float;
+// and the mirroring flip, which moves voxels of any element type as words.
 #include <cmath>
+#include <cstdint>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -98,6 +100,20 @@ template <typename T> __global__ void argmax_kernel(const T* x, std::int32_t* y,
 
 std::int64_t rows_of(const Tensor& x) { return x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1); }
 
+// y[n, d, h, w] = x at the mirrored voxel, one word of a voxel per thread.
+template <typename Word>
+__global__ void flip_kernel(const Word* x, Word* y, FlipGeometry g, std::int64_t words_per_voxel) {
+  const std::int64_t total = g.batch * g.depth * g.height * g.width * words_per_voxel;
+  VOXMAMBA_GRID_STRIDE(i, total) {
+    const std::int64_t word = i % words_per_voxel, v = i / words_per_voxel;
+    const std::int64_t w = v % g.width, h = (v / g.width) % g.height, d = (v / (g.width * g.height)) % g.depth,
+                       n = v / (g.width * g.height * g.depth);
+    const std::int64_t source_w = g.flip_w ? g.width - 1 - w : w, source_h = g.flip_h ? g.height - 1 - h : h,
+                       source_d = g.flip_d ? g.depth - 1 - d : d;
+    y[i] = x[(((n * g.depth + source_d) * g.height + source_h) * g.width + source_w) * words_per_voxel + word];
+  }
+}
+
 }  // namespace
 
 Tensor gelu(const Tensor& x) { return unary<Unary::Gelu>(x, "gelu"); }
@@ -167,6 +183,23 @@ Tensor argmax(const Tensor& x) {
                                                            rows_of(x), x.dim(-1));
   });
   check_launch("argmax");
+  return y;
+}
+
+Tensor flip(const Tensor& x, int axis_mask) {
+  const FlipGeometry g = check_flip_args(x, axis_mask);
+  if (x.device().is_cpu()) throw Error("flip: expects a GPU tensor here");
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (y.numel() == 0) return y;
+  const std::int64_t voxel_bytes = g.channels * static_cast<std::int64_t>(dtype_size(x.dtype()));
+  if (voxel_bytes % 4 == 0) {
+    flip_kernel<std::uint32_t><<<blocks_for(x.numel() * dtype_size(x.dtype()) / 4), kThreads>>>(
+        static_cast<const std::uint32_t*>(x.raw_data()), static_cast<std::uint32_t*>(y.raw_data()), g, voxel_bytes / 4);
+  } else {
+    flip_kernel<std::uint8_t><<<blocks_for(x.numel() * dtype_size(x.dtype())), kThreads>>>(
+        static_cast<const std::uint8_t*>(x.raw_data()), static_cast<std::uint8_t*>(y.raw_data()), g, voxel_bytes);
+  }
+  check_launch("flip");
   return y;
 }
 

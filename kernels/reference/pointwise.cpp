@@ -180,4 +180,25 @@ Tensor cast(const Tensor& x, DType dtype) {
   return y;
 }
 
+// Element by element, in float32 like every reference op: y[n, d, h, w, c] = x at the mirrored
+// position.
+Tensor flip(const Tensor& x, int axis_mask) {
+  const FlipGeometry g = check_flip_args(x, axis_mask);
+  Tensor y = Tensor::empty(x.shape());
+  const float* xd = x.data<float>();
+  float* yd = y.data<float>();
+  for (std::int64_t n = 0; n < g.batch; ++n)
+    for (std::int64_t d = 0; d < g.depth; ++d)
+      for (std::int64_t h = 0; h < g.height; ++h)
+        for (std::int64_t w = 0; w < g.width; ++w) {
+          const std::int64_t sd = g.flip_d ? g.depth - 1 - d : d, sh = g.flip_h ? g.height - 1 - h : h,
+                             sw = g.flip_w ? g.width - 1 - w : w;
+          for (std::int64_t c = 0; c < g.channels; ++c) {
+            yd[(((n * g.depth + d) * g.height + h) * g.width + w) * g.channels + c] =
+                xd[(((n * g.depth + sd) * g.height + sh) * g.width + sw) * g.channels + c];
+          }
+        }
+  return y;
+}
+
 }  // namespace voxmamba::kernels::reference

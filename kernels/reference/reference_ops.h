@@ -30,6 +30,7 @@ Tensor mul(const Tensor& a, const Tensor& b);
 Tensor concat_channels(const Tensor& a, const Tensor& b);
 Tensor softmax(const Tensor& x);
 Tensor argmax(const Tensor& x);
+Tensor flip(const Tensor& x, int axis_mask);
 Tensor cast(const Tensor& x, DType dtype);
 
 }  // namespace voxmamba::kernels::reference

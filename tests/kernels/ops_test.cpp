@@ -276,6 +276,16 @@ std::vector<OpCase> all_cases() {
                                  CALL(cast, CALL(cast, tiny, DType::f16), DType::f32));
                    },
                    0.0, 0.0});
+  // The mirroring flip moves values and must be exact: single axes and all three of a 5-D
+  // tensor, and a 4-D one; 3 and 7 channels make 16-bit voxels an odd number of words.
+  for (int mask : {1, 2, 4, 7}) {
+    cases.push_back({Op::Flip, "flip_mask" + std::to_string(mask), [=](bool reference) {
+                       return CALL(flip, input({2, 3, 4, 5, 3}, 70 + mask), mask);
+                     },
+                     0.0, 0.0});
+  }
+  cases.push_back({Op::Flip, "flip_4d_mask6_c7", [](bool reference) { return CALL(flip, input({3, 5, 2, 7}, 80), 6); },
+                   0.0, 0.0});
   return cases;
 }
 

@@ -46,7 +46,7 @@ TEST(SlidingWindowInference, MirroringAveragesTheEightFlippedPasses) {
   const Tensor batch = volume.reshape({1, 16, 32, 16, 1});
   Tensor expected = Tensor::zeros({1, 16, 32, 16, 3});
   for (int mask = 0; mask < 8; ++mask) {
-    const Tensor pass = flip(kernels::softmax(net.forward(flip(batch, mask))), mask);
+    const Tensor pass = kernels::flip(kernels::softmax(net.forward(kernels::flip(batch, mask))), mask);
     for (std::int64_t i = 0; i < pass.numel(); ++i) expected.data<float>()[i] += pass.data<float>()[i] / 8.0f;
   }
   const Tensor probabilities = predict_probabilities(net, volume, {{16, 32, 16}, 0.5, true});
