@@ -120,6 +120,13 @@ template <typename T, int V> struct Vec {
   }
 };
 
+// Whether p sits on a multiple of `bytes` (null counts as aligned), so that vector accesses
+// may use it. Allocations are aligned; views into them need not be.
+inline bool is_aligned(const void* p, std::int64_t bytes) {
+  return reinterpret_cast<std::uintptr_t>(p) % static_cast<std::uintptr_t>(bytes) == 0;
+}
+inline bool is_aligned16(const void* p) { return is_aligned(p, 16); }
+
 // The widest channel vector that divides C: 16 bytes when possible, else single channels.
 template <typename T> int vector_width(std::int64_t channels) {
   constexpr int wide = 16 / static_cast<int>(sizeof(T));

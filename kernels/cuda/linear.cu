@@ -22,11 +22,15 @@ cublasHandle_t handle() {
   return instance;
 }
 
-template <typename T>
-__global__ void broadcast_rows_kernel(const float* bias, T* y, std::int64_t rows, std::int64_t c) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < rows * c;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    y[i] = from_f32<T>(bias[i % c]);
+// y[r, c] = bias[c], V channels a thread (16-byte stores when the row allows them).
+template <int V, typename T>
+__global__ void broadcast_rows_kernel(const float* bias, T* y, std::int64_t vectors, std::int64_t row_vectors) {
+  VOXMAMBA_GRID_STRIDE(i, vectors) {
+    const std::int64_t c = (i % row_vectors) * V;
+    Vec<T, V> value;
+#pragma unroll
+    for (int k = 0; k < V; ++k) value.v[k] = bias[c + k];
+    value.store(y + i * V);
   }
 }
 
@@ -48,7 +52,13 @@ void gemm(DType type, const void* A, const void* B, void* C, std::int64_t M, std
 void fill_rows_with_bias(DType type, const float* bias, void* y, std::int64_t rows, std::int64_t c) {
   with_float_type(type, "bias", [&](auto tag) {
     using T = decltype(tag);
-    broadcast_rows_kernel<T><<<blocks_for(rows * c), kThreads>>>(bias, static_cast<T*>(y), rows, c);
+    T* out = static_cast<T*>(y);
+    if (vector_width<T>(c) > 1 && is_aligned16(y)) {
+      constexpr int V = 16 / sizeof(T);
+      broadcast_rows_kernel<V, T><<<blocks_for(rows * c / V), kThreads>>>(bias, out, rows * c / V, c / V);
+    } else {
+      broadcast_rows_kernel<1, T><<<blocks_for(rows * c), kThreads>>>(bias, out, rows * c, c);
+    }
   });
   check_launch("bias");
 }

@@ -111,6 +111,12 @@ std::vector<OpCase> all_cases() {
                        return CALL(conv_transpose3d_k2s2, x, w, bias ? param({3}, 11) : Tensor());
                      }});
   }
+  // 16 output channels: the GPU scatters them in 16-byte vectors.
+  cases.push_back({Op::ConvTranspose3d, "transposed_bias_c16", [](bool reference) {
+                     const Tensor x = input({1, 3, 4, 5, 8}, 72);
+                     const Tensor w = input({8, 8, 16}, 73);
+                     return CALL(conv_transpose3d_k2s2, x, w, param({16}, 74));
+                   }});
 
   cases.push_back(deform_case("deform_k3", {2, 4, 5, 6, 3}, 3, 1, 1.5f));
   cases.push_back(deform_case("deform_k5", {1, 5, 4, 6, 4}, 5, 1, 2.5f));
@@ -248,8 +254,20 @@ std::vector<OpCase> all_cases() {
   cases.push_back({Op::Mul, "mul", [](bool reference) {
                      return CALL(mul, input({4, 9}, 41), input({4, 9}, 42));
                    }});
+  // 105 elements: 16-byte vectors on the GPU and a remainder of one element (float32) or one
+  // to seven (16-bit types).
+  cases.push_back({Op::Add, "add_vectors_and_remainder", [](bool reference) {
+                     return CALL(add, input({3, 5, 7}, 70), input({3, 5, 7}, 71));
+                   }});
   cases.push_back({Op::ConcatChannels, "concat_channels", [](bool reference) {
                      return CALL(concat_channels, input({2, 3, 2, 2, 5}, 43), input({2, 3, 2, 2, 3}, 44));
+                   }});
+  // Rows the GPU moves as 16-byte words (16 + 8 channels) and as 4-byte words in 16-bit types (6 + 2).
+  cases.push_back({Op::ConcatChannels, "concat_channels_c16_c8", [](bool reference) {
+                     return CALL(concat_channels, input({1, 3, 5, 7, 16}, 66), input({1, 3, 5, 7, 8}, 67));
+                   }});
+  cases.push_back({Op::ConcatChannels, "concat_channels_c6_c2", [](bool reference) {
+                     return CALL(concat_channels, input({3, 5, 7, 6}, 68), input({3, 5, 7, 2}, 69));
                    }});
   cases.push_back({Op::Softmax, "softmax", [](bool reference) {
                      return CALL(softmax, input({5, 7, 4}, 45, -30, 30));
