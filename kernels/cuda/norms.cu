@@ -1,4 +1,4 @@
-// Layer norm (one warp per token) and instance norm on the GPU, for float32 and 16-bit
+// Layer norm (a group of threads or a warp per token) and instance norm on the GPU, for float32 and 16-bit
 // activations with float32 statistics.
 //
 // Instance norm takes one pass for its statistics: each thread sums a strip of voxels of one
@@ -41,6 +41,55 @@ __global__ void layer_norm_kernel(const T* x, const float* gamma, const float* b
   }
 }
 
+// Sum over aligned groups of G lanes (a power of two up to 32); every lane of the warp calls it.
+template <int G>
+__device__ float group_sum(float value) {
+  for (int offset = G / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  return value;
+}
+
+// Layer norm of rows of at most 32 channel vectors (C <= 256 in 16-bit types, every C of the
+// base network but its bottleneck): G threads a row (a power of two >= C / V) each hold one
+// vector in registers, so a row is read once, in 16-byte loads. The warp-per-row kernel above
+// reads one element a thread, which kept 6 of 32 threads busy on a 48-channel 16-bit row.
+template <typename T, int V, int G>
+__global__ void layer_norm_vector_kernel(const T* x, const float* gamma, const float* beta, T* y,
+                                         std::int64_t rows, std::int64_t c, float eps) {
+  const std::int64_t row = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / G;
+  const std::int64_t c0 = static_cast<std::int64_t>(threadIdx.x % G) * V;
+  const bool active = row < rows && c0 < c;
+  Vec<T, V> value;
+  float sum = 0.0f;
+  if (active) {
+    value.load(x + row * c + c0);
+#pragma unroll
+    for (int k = 0; k < V; ++k) sum += value.v[k];
+  }
+  const float mean = group_sum<G>(sum) / static_cast<float>(c);
+  float squares = 0.0f;
+  if (active) {
+#pragma unroll
+    for (int k = 0; k < V; ++k) squares += (value.v[k] - mean) * (value.v[k] - mean);
+  }
+  const float inv = rsqrtf(group_sum<G>(squares) / static_cast<float>(c) + eps);
+  if (!active) return;
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    value.v[k] = (value.v[k] - mean) * inv * (gamma ? gamma[c0 + k] : 1.0f) + (beta ? beta[c0 + k] : 0.0f);
+  }
+  value.store(y + row * c + c0);
+}
+
+// The smallest group of G <= 32 threads that covers C / V vectors.
+template <typename T, int V, int G>
+void launch_layer_norm_vectors(const T* x, const float* gamma, const float* beta, T* y, std::int64_t rows,
+                               std::int64_t c, float eps) {
+  if constexpr (G > 2) {
+    if (c / V <= G / 2) return launch_layer_norm_vectors<T, V, G / 2>(x, gamma, beta, y, rows, c, eps);
+  }
+  layer_norm_vector_kernel<T, V, G><<<blocks_for(rows * G), kThreads>>>(x, gamma, beta, y, rows, c, eps);
+}
+
 // Instance-norm threads own a vector of V channels (16 bytes) of one voxel; a block of 256
 // threads covers up to 256 vectors of a row and steps over voxels in `lanes` = 256 / vectors
 // lanes, so C = 48 in bfloat16 (six vectors) keeps 252 of 256 threads busy.
@@ -57,7 +106,7 @@ NormLayout norm_layout(std::int64_t c, int V) {
 }
 
 // Block (vector group blockIdx.x, split blockIdx.y, sample blockIdx.z):
-// partial[(n * splits + split) * c + channel] = (sum, sum of squares) of x - x[first voxel].
+// partial[(n * c + channel) * splits + split] = (sum, sum of squares) of x - x[first voxel].
 template <typename T, int V>
 __global__ void __launch_bounds__(kNormThreads)
     instance_stats_kernel(const T* x, double2* partial, std::int64_t voxels, std::int64_t c, int splits, NormLayout layout) {
@@ -98,22 +147,32 @@ __global__ void __launch_bounds__(kNormThreads)
       const float2 part = lane_sums[l * layout.vectors + j / V][j % V];
       total.x += part.x, total.y += part.y;
     }
-    partial[(static_cast<std::int64_t>(n) * splits + split) * c + channel] = total;
+    partial[(static_cast<std::int64_t>(n) * c + channel) * splits + split] = total;
   }
 }
 
-// stats[n * c + channel] = (mean, 1 / sqrt(var + eps)), from the splits in a fixed order.
+// stats[n * c + channel] = (mean, 1 / sqrt(var + eps)). A warp per (sample, channel) sums
+// its splits in double, lane l taking splits l, l + 32, ..., then a fixed shuffle tree, so
+// the result does not depend on scheduling. (One thread summing a channel's ~800 splits in
+// turn, as before, waited on ~800 dependent loads per 128^3 call.)
 template <typename T>
 __global__ void instance_finish_kernel(const T* x, const double2* partial, float2* stats, std::int64_t voxels,
                                        std::int64_t c, int splits, std::int64_t count, float eps) {
-  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;  // n * c + channel
+  // i = n * c + channel, the same across a warp, so whole warps return together.
+  const std::int64_t i = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
   if (i >= count) return;
-  const std::int64_t n = i / c, channel = i % c;
   double sum = 0.0, squares = 0.0;
-  for (int s = 0; s < splits; ++s) {
-    const double2 p = partial[(n * splits + s) * c + channel];
+  for (int s = lane; s < splits; s += 32) {
+    const double2 p = partial[i * splits + s];
     sum += p.x, squares += p.y;
   }
+  for (int offset = 16; offset > 0; offset /= 2) {
+    sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    squares += __shfl_xor_sync(0xffffffffu, squares, offset);
+  }
+  if (lane != 0) return;
+  const std::int64_t n = i / c, channel = i % c;
   const double shifted_mean = sum / static_cast<double>(voxels);
   const double var = max(0.0, squares / static_cast<double>(voxels) - shifted_mean * shifted_mean);
   const double mean = static_cast<double>(to_f32(x[n * voxels * c + channel])) + shifted_mean;
@@ -173,8 +232,8 @@ void launch_instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& be
   const dim3 grid(static_cast<unsigned int>((c / V + layout.vectors - 1) / layout.vectors), splits,
                   static_cast<unsigned int>(N));
   instance_stats_kernel<T, V><<<grid, kNormThreads>>>(ptr_as<T>(x), partial_d, voxels, c, splits, layout);
-  instance_finish_kernel<T><<<blocks_for(N * c), kThreads>>>(ptr_as<T>(x), partial_d, stats_d, voxels, c, splits,
-                                                             N * c, eps);
+  instance_finish_kernel<T><<<blocks_for(N * c * 32), kThreads>>>(ptr_as<T>(x), partial_d, stats_d, voxels, c,
+                                                                  splits, N * c, eps);
   // Voxel blocks enough for a few waves; y: samples; z: groups of channel vectors.
   const std::int64_t voxel_blocks = std::clamp<std::int64_t>((voxels + layout.lanes * 8 - 1) / (layout.lanes * 8), 1, 4096);
   const dim3 normalize_grid(static_cast<unsigned int>(voxel_blocks), static_cast<unsigned int>(N), grid.x);
@@ -195,8 +254,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
   Tensor y = empty_like_device(x.shape(), x);
   with_float_type(x.dtype(), "layer_norm", [&](auto tag) {
     using T = decltype(tag);
-    layer_norm_kernel<T><<<blocks_for(rows * 32), kThreads>>>(ptr_as<T>(x), ptr(gamma), ptr(beta),
-                                                              mutable_ptr_as<T>(y), rows, c, eps);
+    constexpr int V = 16 / sizeof(T);
+    if (c % V == 0 && c / V <= 32 && is_aligned16(x.raw_data()) && is_aligned16(y.raw_data())) {
+      launch_layer_norm_vectors<T, V, 32>(ptr_as<T>(x), ptr(gamma), ptr(beta), mutable_ptr_as<T>(y), rows, c, eps);
+    } else {
+      layer_norm_kernel<T><<<blocks_for(rows * 32), kThreads>>>(ptr_as<T>(x), ptr(gamma), ptr(beta),
+                                                                mutable_ptr_as<T>(y), rows, c, eps);
+    }
   });
   check_launch("layer_norm");
   return y;

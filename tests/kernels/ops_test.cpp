@@ -143,6 +143,14 @@ std::vector<OpCase> all_cases() {
                      return CALL(layer_norm, input({1, 2, 3, 4, 96}, 15), param({96}, 16),
                                  param({96}, 17), 1e-5f);
                    }});
+  // The GPU's layouts: 8 threads a row (48 channels in 16-bit types), 2 (16 channels), and a
+  // warp a row, one element a thread, when 384 16-bit channels exceed 32 vectors.
+  for (std::int64_t c : {48, 16, 384}) {
+    cases.push_back({Op::LayerNorm, "layer_norm_c" + std::to_string(c) + "_rows", [=](bool reference) {
+                       return CALL(layer_norm, input({1, 3, 5, 7, c}, 75, -3, 5), param({c}, 76),
+                                   param({c}, 77), 1e-5f);
+                     }});
+  }
   cases.push_back({Op::InstanceNorm, "instance_norm", [](bool reference) {
                      return CALL(instance_norm, input({2, 5, 4, 3, 6}, 18, -2, 4), param({6}, 19),
                                  param({6}, 20), 1e-5f);
@@ -157,6 +165,12 @@ std::vector<OpCase> all_cases() {
                      const Tensor x = input({2, 12, 11, 13, 48}, 50, -2, 4);
                      NormEpilogue epilogue{input({2, 12, 11, 13, 48}, 51), true, 0.01f};
                      return CALL(instance_norm, x, param({48}, 52), param({48}, 53), 1e-5f, epilogue);
+                   }});
+  // Enough voxels for the GPU to split each channel's sums into more strips (36 in 16-bit
+  // types, 72 in float32) than a warp has lanes, the sizes of a 64^3 stage.
+  cases.push_back({Op::InstanceNorm, "instance_norm_many_splits", [](bool reference) {
+                     return CALL(instance_norm, input({1, 64, 96, 96, 8}, 78, -2, 4), param({8}, 79),
+                                 param({8}, 80), 1e-5f);
                    }});
   cases.push_back({Op::InstanceNorm, "instance_norm_one_voxel", [](bool reference) {
                      return CALL(instance_norm, input({2, 1, 1, 1, 4}, 21), param({4}, 22),
