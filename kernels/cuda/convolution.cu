@@ -66,31 +66,47 @@ template <typename T> __global__ void add_bias_kernel(T* y, const float* bias, s
   VOXMAMBA_GRID_STRIDE(i, total) { y[i] = from_f32<T>(to_f32(y[i]) + bias[i % c]); }
 }
 
-// One thread: output voxel v, channels [cv * V, cv * V + V).
-template <typename T, int V>
+// One thread: output voxel v, channels [c0, c0 + V). Index arithmetic is 32-bit within a
+// sample (the host checks the sizes), and K, when it is a template argument (the network's 3,
+// 5 and 7; 0: g.kernel), unrolls the taps: with 64-bit indices and runtime loops the kernel
+// was bound by instruction issue (the offset heads' 3^3 convs took 1.1 ms of a base 128^3
+// forward, whose bytes move in about 0.1 ms).
+template <typename T, int V, int K>
 __global__ void depthwise_kernel(const T* x, const float* weight, const float* bias, T* y, Geometry g) {
-  const std::int64_t vectors = g.C / V, total = g.N * g.Do * g.Ho * g.Wo * vectors;
-  VOXMAMBA_GRID_STRIDE(i, total) {
-    const std::int64_t c0 = (i % vectors) * V, v = i / vectors;
-    const std::int64_t ow = v % g.Wo, oh = (v / g.Wo) % g.Ho, od = (v / (g.Wo * g.Ho)) % g.Do,
-                       n = v / (g.Wo * g.Ho * g.Do);
+  const int kernel = K > 0 ? K : g.kernel;
+  const int C = static_cast<int>(g.C), D = static_cast<int>(g.D), H = static_cast<int>(g.H),
+            W = static_cast<int>(g.W), Ho = static_cast<int>(g.Ho), Wo = static_cast<int>(g.Wo);
+  const int vectors = C / V, per_sample = static_cast<int>(g.Do) * Ho * Wo * vectors;
+  VOXMAMBA_GRID_STRIDE(i, g.N * per_sample) {
+    const std::int64_t n = i / per_sample;
+    int r = static_cast<int>(i - n * per_sample);
+    const int c0 = (r % vectors) * V;
+    r /= vectors;
+    const int ow = r % Wo, oh = r / Wo % Ho, od = r / (Wo * Ho);
+    const int d0 = od * g.stride - g.padding, h0 = oh * g.stride - g.padding, w0 = ow * g.stride - g.padding;
+    const T* xn = x + n * (static_cast<std::int64_t>(D) * H * W * C) + c0;
     Vec<T, V> acc;
 #pragma unroll
     for (int k = 0; k < V; ++k) acc.v[k] = bias ? bias[c0 + k] : 0.0f;
-    for (int kd = 0; kd < g.kernel; ++kd) {
-      const std::int64_t d = od * g.stride - g.padding + kd * g.dilation;
-      if (d < 0 || d >= g.D) continue;
-      for (int kh = 0; kh < g.kernel; ++kh) {
-        const std::int64_t h = oh * g.stride - g.padding + kh * g.dilation;
-        if (h < 0 || h >= g.H) continue;
-        for (int kw = 0; kw < g.kernel; ++kw) {
-          const std::int64_t w = ow * g.stride - g.padding + kw * g.dilation;
-          if (w < 0 || w >= g.W) continue;
-          Vec<T, V> in;
-          in.load(x + (((n * g.D + d) * g.H + h) * g.W + w) * g.C + c0);
-          const float* tap_weight = weight + ((kd * g.kernel + kh) * g.kernel + kw) * g.C + c0;
 #pragma unroll
-          for (int k = 0; k < V; ++k) acc.v[k] += in.v[k] * tap_weight[k];
+    for (int kd = 0; kd < kernel; ++kd) {
+      const int d = d0 + kd * g.dilation;
+      if (d < 0 || d >= D) continue;
+#pragma unroll
+      for (int kh = 0; kh < kernel; ++kh) {
+        const int h = h0 + kh * g.dilation;
+        if (h < 0 || h >= H) continue;
+        const T* row = xn + (d * H + h) * W * C;
+#pragma unroll
+        for (int kw = 0; kw < kernel; ++kw) {
+          const int w = w0 + kw * g.dilation;
+          if (w < 0 || w >= W) continue;
+          Vec<T, V> in;
+          in.load(row + w * C);
+          Vec<float, V> tap;  // 16-byte loads when V > 1: C is a multiple of V
+          tap.load(weight + ((kd * kernel + kh) * kernel + kw) * C + c0);
+#pragma unroll
+          for (int k = 0; k < V; ++k) acc.v[k] += in.v[k] * tap.v[k];
         }
       }
     }
@@ -208,13 +224,31 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   with_float_type(x.dtype(), "conv3d", [&](auto tag) {
     using T = decltype(tag);
     if (depthwise) {
-      const int width = vector_width<T>(g.C);
-      const std::int64_t work = y.numel() / width;
-      if (width == 1) {
-        depthwise_kernel<T, 1><<<blocks_for(work), kThreads>>>(ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+      if (std::max(x.numel(), y.numel()) / std::max<std::int64_t>(1, g.N) >= (std::int64_t(1) << 31)) {
+        throw Error("conv3d: a depthwise conv sample of " + shape_string(x.shape()) + " or " +
+                    shape_string(y.shape()) + " has 2^31 elements or more");
+      }
+      if (y.numel() == 0) return;
+      const auto launch = [&](auto width) {
+        constexpr int V = decltype(width)::value;
+        const auto run = [&](auto taps) {
+          depthwise_kernel<T, V, decltype(taps)::value><<<blocks_for(y.numel() / V), kThreads>>>(
+              ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+        };
+        if (p.kernel == 3) {
+          run(std::integral_constant<int, 3>{});
+        } else if (p.kernel == 5) {
+          run(std::integral_constant<int, 5>{});
+        } else if (p.kernel == 7) {
+          run(std::integral_constant<int, 7>{});
+        } else {
+          run(std::integral_constant<int, 0>{});
+        }
+      };
+      if (vector_width<T>(g.C) == 1) {
+        launch(std::integral_constant<int, 1>{});
       } else {
-        depthwise_kernel<T, 16 / sizeof(T)>
-            <<<blocks_for(work), kThreads>>>(ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+        launch(std::integral_constant<int, 16 / sizeof(T)>{});
       }
       check_launch("conv3d depthwise");
       return;
