@@ -7,6 +7,7 @@
 // and given to the reference as those float32 values and to the GPU as bfloat16; float32
 // parameters (param()) are the same on both sides. What remains is the kernels' own error:
 // bfloat16 intermediates and the output's rounding, hence the looser tolerance.
+#include <array>
 #include <functional>
 #include <set>
 #include <string>
@@ -204,6 +205,19 @@ std::vector<OpCase> all_cases() {
   cases.push_back({Op::Linear, "linear_narrow_96_to_16", [](bool reference) {
                      return CALL(linear, input({2, 37, 96}, 61), input({96, 16}, 62), Tensor());
                    }});
+  // The GPU's tensor-core kernel for small shapes (K 48 or 96 into N 8, 16, 48 or 96, 16-bit
+  // types): row counts that leave a partial 16-row tile, and one with more tiles than the grid
+  // has warps (each warp then takes several).
+  const std::vector<std::array<std::int64_t, 4>> small_linears = {
+      {315, 48, 48, 1}, {66, 96, 96, 1}, {120, 48, 96, 0}, {130, 96, 8, 1}, {70001, 48, 16, 0}};
+  for (const auto& [rows, in, out, with_bias] : small_linears) {
+    const std::string name = "linear_small_" + std::to_string(in) + "_to_" + std::to_string(out) + "_rows" +
+                             std::to_string(rows) + (with_bias ? "_bias" : "");
+    cases.push_back({Op::Linear, name, [=](bool reference) {
+                       return CALL(linear, input({1, rows, in}, 81), input({in, out}, 82),
+                                   with_bias ? param({out}, 83) : Tensor());
+                     }});
+  }
   cases.push_back({Op::Linear, "linear_head_48_to_3_float32_output", [](bool reference) {
                      return CALL(linear, input({1, 5, 6, 7, 48}, 63), input({48, 3}, 64), param({3}, 65), DType::f32);
                    },
