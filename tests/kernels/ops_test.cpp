@@ -205,9 +205,8 @@ std::vector<OpCase> all_cases() {
   cases.push_back({Op::Linear, "linear_narrow_96_to_16", [](bool reference) {
                      return CALL(linear, input({2, 37, 96}, 61), input({96, 16}, 62), Tensor());
                    }});
-  // The GPU's tensor-core kernel for small shapes (K 48 or 96 into N 8, 16, 48 or 96, 16-bit
-  // types): row counts that leave a partial 16-row tile, and one with more tiles than the grid
-  // has warps (each warp then takes several).
+  // The network's small shapes (K 48 or 96 into N 8, 16, 48 or 96), with row counts that
+  // leave partial 16-row tiles, and one of 70,001 rows.
   const std::vector<std::array<std::int64_t, 4>> small_linears = {
       {315, 48, 48, 1}, {66, 96, 96, 1}, {120, 48, 96, 0}, {130, 96, 8, 1}, {70001, 48, 16, 0}};
   for (const auto& [rows, in, out, with_bias] : small_linears) {
