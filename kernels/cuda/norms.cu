@@ -1,5 +1,5 @@
-// Layer norm (a group of threads or a warp per token) and instance norm on the GPU, for float32 and 16-bit
-// activations with float32 statistics.
+// Layer norm (a group of threads or a warp per token) and instance norm on the GPU, for
+// float32 and 16-bit activations with float32 statistics.
 //
 // Instance norm takes one pass for its statistics: each thread sums a strip of voxels of one
 // vector of channels in float32, shifted by each channel's first voxel so that sum and sum
