@@ -18,11 +18,15 @@ Tensor predict_probabilities(const models::VoxMambaNet& net, const Tensor& volum
   std::int64_t done = 0;
   const Shape batch_shape{1, options.patch_size[0], options.patch_size[1], options.patch_size[2], volume.dim(3)};
   // The mirrored passes of a window are flipped, summed and averaged where the network runs,
-  // so each window crosses to a GPU once each way rather than once per pass.
-  const Tensor mirror_scale =
-      Tensor::full({1, options.patch_size[0], options.patch_size[1], options.patch_size[2], net.config().num_classes},
-                   1.0f / static_cast<float>(mirrors.size()))
-          .to(net.device());
+  // so each window crosses to a GPU once each way rather than once per pass. Without TTA there
+  // is nothing to average.
+  Tensor mirror_scale;
+  if (mirrors.size() > 1) {
+    mirror_scale =
+        Tensor::full({1, options.patch_size[0], options.patch_size[1], options.patch_size[2], net.config().num_classes},
+                     1.0f / static_cast<float>(mirrors.size()))
+            .to(net.device());
+  }
   for (const Window& window : windows) {
     const Tensor patch = crop(volume, window.begin, window.size).reshape(batch_shape).to(net.device());
     Tensor sum;  // the mirrored passes' mean, then one weighted add
