@@ -130,6 +130,12 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
+// softplus as PyTorch defines it (x above 20); the fast intrinsics are accurate to a few ulp
+// here, and below -15 log(1 + e^x) is e^x to float precision.
+__device__ __forceinline__ float softplus(float raw) {
+  return raw > 20.0f ? raw : (raw < -15.0f ? __expf(raw) : __logf(1.0f + __expf(raw)));
+}
+
 // Walks chunk `c` of channel e of sample n from state h. The summary phase (kOutput false)
 // adds the chunk's dt into `dt_sum` (its total decay per state is exp(A * sum dt): one
 // exponential per state instead of a product of one per token); the output phase writes y.
@@ -154,9 +160,7 @@ __device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_
   for (std::int64_t i = begin; i < end; ++i, walker.step()) {
     const std::int64_t token = n * p.L + walker.token;
     const float raw = to_f32(delta[token * p.E + e]) + bias;
-    // softplus as PyTorch defines it (x above 20); the fast intrinsics are accurate to a few
-    // ulp here, and below -15 log(1 + e^x) is e^x to float precision.
-    const float dt = raw > 20.0f ? raw : (raw < -15.0f ? __expf(raw) : __logf(1.0f + __expf(raw)));
+    const float dt = softplus(raw);
     const float x = to_f32(u[token * p.E + e]), dt_x = dt * x;
     load_states<kStates, T>(B + token * S, b, S);
     if constexpr (kOutput) load_states<kStates, T>(C + token * S, cm, S);
@@ -252,18 +256,160 @@ __global__ void scan_output_kernel(ScanPointers<T> p, const float* incoming, T* 
   scan_chunk<kStates, true, T>(p, n, e, c, h, nullptr, y);
 }
 
+// The staged path (S = 16, E a multiple of 32, 16-byte aligned rows): the walk above waits
+// on its global loads (Nsight Compute, H200, base stage 0: 52% of warp cycles stalled on
+// L1TEX, issue slots 57% busy), because a token's loads are issued a token or two ahead. Here
+// the warp of a chunk (32 channels walking the same tokens) first copies a tile of tokens into
+// shared memory, one token per lane, every load of the tile in flight at once: u and delta as
+// stored (the block's 32 channels of a token are one contiguous row), B and C converted to
+// float once per token rather than once per channel. The walk then reads only shared memory.
+// H200, base 128^3, all scans of a forward: 5.28 ms before, 4.35 ms staged. Also measured
+// and dropped: staging softplus(delta + bias) as floats and u one channel per lane (each lane
+// loading its channel of every token of the tile), 5.85 ms.
+constexpr int kTiledStates = 16;
+// 32 tokens a tile for 16-bit types, 16 for float32, whose rows take twice the space: the
+// tiles of a block's four warps stay within 48 KB of static shared memory.
+template <typename T> constexpr int kScanTile = sizeof(T) == 2 ? 32 : 16;
+
+template <typename T> struct alignas(16) ScanTile {
+  float B[kScanTile<T>][kTiledStates];
+  float C[kScanTile<T>][kTiledStates];
+  T u[kScanTile<T>][kChannelsPerBlock];
+  T delta[kScanTile<T>][kChannelsPerBlock];
+  int token[kScanTile<T>];
+};
+
+// The block's 32 channels of one token row, as 16-byte words.
+template <typename T>
+__device__ __forceinline__ void copy_row(const T* __restrict__ from, T* __restrict__ to) {
+  constexpr int kWords = kChannelsPerBlock * static_cast<int>(sizeof(T)) / 16;
+  const uint4* source = reinterpret_cast<const uint4*>(from);
+  uint4* target = reinterpret_cast<uint4*>(to);
+#pragma unroll
+  for (int w = 0; w < kWords; ++w) target[w] = source[w];
+}
+
+template <typename T>
+__device__ __forceinline__ void stage_states(const T* __restrict__ row, float (&to)[kTiledStates]) {
+  Vec<T, kTiledStates> values;
+  values.load(row);
+#pragma unroll
+  for (int s = 0; s < kTiledStates; s += 4) {
+    *reinterpret_cast<float4*>(&to[s]) = make_float4(values.v[s], values.v[s + 1], values.v[s + 2], values.v[s + 3]);
+  }
+}
+
+// scan_chunk for the staged path: channel e = e0 + lane of sample n, chunk c, one warp.
+template <bool kOutput, typename T>
+__device__ void scan_chunk_staged(const ScanPointers<T>& p, ScanTile<T>& tile, std::int64_t n, int lane,
+                                  std::int64_t e0, std::int64_t c, float (&h)[kTiledStates], float* dt_sum,
+                                  T* __restrict__ y) {
+  constexpr int kTile = kScanTile<T>;
+  const std::int64_t e = e0 + lane;
+  float a[kTiledStates];
+#pragma unroll
+  for (int s = 0; s < kTiledStates; ++s) a[s] = p.A[e * kTiledStates + s] * 1.4426950408889634f;
+  const float bias = p.delta_bias[e], skip = p.D[e];
+  const int begin = static_cast<int>(c * p.chunk), end = static_cast<int>(min(p.L, (c + 1) * p.chunk));
+  for (int first = begin; first < end; first += kTile) {
+    const int count = min(kTile, end - first);
+    if (lane < count) {
+      const int token = p.index(first + lane);
+      const std::int64_t row = n * p.L + token;
+      tile.token[lane] = token;
+      stage_states(p.B + row * kTiledStates, tile.B[lane]);
+      if constexpr (kOutput) stage_states(p.C + row * kTiledStates, tile.C[lane]);
+      copy_row(p.u + row * p.E + e0, tile.u[lane]);
+      copy_row(p.delta + row * p.E + e0, tile.delta[lane]);
+    }
+    __syncwarp();
+    for (int t = 0; t < count; ++t) {
+      const float dt = softplus(to_f32(tile.delta[t][lane]) + bias);
+      const float x = to_f32(tile.u[t][lane]), dt_x = dt * x;
+      float out = 0.0f;
+#pragma unroll
+      for (int s = 0; s < kTiledStates; s += 4) {
+        const float4 b = *reinterpret_cast<const float4*>(&tile.B[t][s]);
+        h[s] = fast_exp2(dt * a[s]) * h[s] + dt_x * b.x;
+        h[s + 1] = fast_exp2(dt * a[s + 1]) * h[s + 1] + dt_x * b.y;
+        h[s + 2] = fast_exp2(dt * a[s + 2]) * h[s + 2] + dt_x * b.z;
+        h[s + 3] = fast_exp2(dt * a[s + 3]) * h[s + 3] + dt_x * b.w;
+        if constexpr (kOutput) {
+          const float4 cm = *reinterpret_cast<const float4*>(&tile.C[t][s]);
+          out += cm.x * h[s] + cm.y * h[s + 1] + cm.z * h[s + 2] + cm.w * h[s + 3];
+        }
+      }
+      if constexpr (kOutput) {
+        y[(n * p.L + tile.token[t]) * p.E + e] = from_f32<T>(out + skip * x);
+      } else {
+        *dt_sum += dt;
+      }
+    }
+    __syncwarp();  // the next tile overwrites this one
+  }
+}
+
+template <typename T>
+__global__ void scan_staged_summary_kernel(ScanPointers<T> p, float* chunk_dt, float* chunk_state) {
+  __shared__ ScanTile<T> tiles[kChunksPerBlock];
+  const int lane = threadIdx.x;
+  const std::int64_t e0 = blockIdx.x * static_cast<std::int64_t>(kChannelsPerBlock);
+  const std::int64_t c = blockIdx.y * static_cast<std::int64_t>(kChunksPerBlock) + threadIdx.y, n = blockIdx.z;
+  if (c >= p.chunks) return;  // the whole warp: c is the warp's
+  float h[kTiledStates];
+#pragma unroll
+  for (int s = 0; s < kTiledStates; ++s) h[s] = 0.0f;
+  float dt_sum = 0.0f;
+  scan_chunk_staged<false, T>(p, tiles[threadIdx.y], n, lane, e0, c, h, &dt_sum, nullptr);
+  const std::int64_t e = e0 + lane;
+  chunk_dt[(n * p.chunks + c) * p.E + e] = dt_sum;
+  float* state = chunk_state + ((n * p.chunks + c) * p.E + e) * kTiledStates;
+#pragma unroll
+  for (int s = 0; s < kTiledStates; ++s) state[s] = h[s];
+}
+
+template <typename T>
+__global__ void scan_staged_output_kernel(ScanPointers<T> p, const float* incoming, T* y) {
+  __shared__ ScanTile<T> tiles[kChunksPerBlock];
+  const int lane = threadIdx.x;
+  const std::int64_t e0 = blockIdx.x * static_cast<std::int64_t>(kChannelsPerBlock);
+  const std::int64_t c = blockIdx.y * static_cast<std::int64_t>(kChunksPerBlock) + threadIdx.y, n = blockIdx.z;
+  if (c >= p.chunks) return;
+  float h[kTiledStates];
+  const float* state = incoming + ((n * p.chunks + c) * p.E + e0 + lane) * kTiledStates;
+#pragma unroll
+  for (int s = 0; s < kTiledStates; ++s) h[s] = state[s];
+  scan_chunk_staged<true, T>(p, tiles[threadIdx.y], n, lane, e0, c, h, nullptr, y);
+}
+
+// Whether the staged kernels apply: 16 states, whole blocks of 32 channels, rows that start
+// on 16 bytes.
+template <typename T> bool scan_can_stage(const ScanPointers<T>& p) {
+  return p.S == kTiledStates && p.E % kChannelsPerBlock == 0 && is_aligned16(p.u) && is_aligned16(p.delta) &&
+         is_aligned16(p.B) && is_aligned16(p.C);
+}
+
 template <int kStates, typename T>
 void launch_scan(const ScanPointers<T>& p, float* chunk_dt, float* chunk_state, T* y) {
   const dim3 grid(blocks_for(p.E, kChannelsPerBlock), blocks_for(p.chunks, kChunksPerBlock),
                   static_cast<unsigned int>(p.N));
   const dim3 block(kChannelsPerBlock, kChunksPerBlock);
-  scan_chunk_summary_kernel<kStates, T><<<grid, block>>>(p, chunk_dt, chunk_state);
+  const bool staged = kStates == kTiledStates && scan_can_stage(p);
+  if (staged) {
+    scan_staged_summary_kernel<T><<<grid, block>>>(p, chunk_dt, chunk_state);
+  } else {
+    scan_chunk_summary_kernel<kStates, T><<<grid, block>>>(p, chunk_dt, chunk_state);
+  }
   check_launch("selective_scan summary");
   const dim3 carry_grid(blocks_for(p.E * p.S, kCarryLanes), static_cast<unsigned int>(p.N));
   scan_carry_kernel<<<carry_grid, dim3(kCarryLanes, kCarrySegments)>>>(chunk_dt, p.A, chunk_state, p.chunks,
                                                                        p.E, p.S);
   check_launch("selective_scan carry");
-  scan_output_kernel<kStates, T><<<grid, block>>>(p, chunk_state, y);
+  if (staged) {
+    scan_staged_output_kernel<T><<<grid, block>>>(p, chunk_state, y);
+  } else {
+    scan_output_kernel<kStates, T><<<grid, block>>>(p, chunk_state, y);
+  }
   check_launch("selective_scan output");
 }
 

@@ -278,6 +278,31 @@ std::vector<OpCase> all_cases() {
                      5e-5});
   }
 
+  // 32 and 64 channels with 16 states: the GPU's staged scan (tiles of tokens copied to shared
+  // memory a warp at a time), with chunks and tiles that the 315 tokens leave partial, and a
+  // 4,800-token case whose carries cross the carry kernel's segments.
+  for (TokenOrder order : kTokenOrders) {
+    for (const bool long_case : {false, true}) {
+      // (A lambda cannot capture structured bindings in C++17.)
+      const VolumeShape scan_volume = long_case ? VolumeShape{12, 16, 25} : VolumeShape{5, 7, 9};
+      const std::int64_t L = scan_volume.tokens(), E = long_case ? 32 : 64;
+      cases.push_back({Op::SelectiveScan,
+                       std::string("selective_scan_staged") + (long_case ? "_long_" : "_") + token_order_name(order),
+                       [=](bool reference) {
+                         ScanInputs in;
+                         in.u = input({2, L, E}, 61);
+                         in.delta = input({2, L, E}, 62, -4, 1);
+                         in.delta_bias = param({E}, 63, -2, 0);
+                         in.A = param({E, 16}, 64, -2, -0.01f);
+                         in.B = input({2, L, 16}, 65);
+                         in.C = input({2, L, 16}, 66);
+                         in.D = param({E}, 67);
+                         return CALL(selective_scan, in, order, scan_volume);
+                       },
+                       5e-5});
+    }
+  }
+
   cases.push_back({Op::Add, "add", [](bool reference) {
                      return CALL(add, input({4, 9}, 39), input({4, 9}, 40));
                    }});
