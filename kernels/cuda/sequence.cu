@@ -69,33 +69,41 @@ __global__ void permute_kernel(const T* x, T* y, std::int64_t N, std::int64_t L,
 
 // One thread: V channels (16 bytes where E allows) of one position. The K taps walk the
 // orientation from position - K + 1 with TokenWalker, so the slice order costs one division
-// per thread instead of one per tap and channel.
-template <typename T, int V>
+// per thread instead of one per tap and channel. Index arithmetic is in Index: 32 bits where
+// the host finds that the positions and channels fit (a 64-bit division costs dozens of
+// instructions), and each tap's V weights are vector loads rather than V scalar ones (H200,
+// base 128^3, float16, all causal convs of a forward: 0.94 -> 0.79 ms).
+template <typename T, int V, typename Index>
 __global__ void causal_conv1d_kernel(const T* __restrict__ x, const float* __restrict__ weight,
-                                     const float* __restrict__ bias, T* __restrict__ y, std::int64_t N,
-                                     std::int64_t L, std::int64_t E, int K, TokenIndex index, bool apply_silu) {
-  const std::int64_t vectors = E / V, total = N * L * vectors;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t e0 = (i % vectors) * V, row = i / vectors, n = row / L;
-    const int position = static_cast<int>(row % L), first = max(0, position - K + 1);
-    float acc[V];
+                                     const float* __restrict__ bias, T* __restrict__ y, Index N, Index L, Index E,
+                                     int K, TokenIndex index, bool apply_silu) {
+  const Index vectors = E / V, total = N * L * vectors;
+  for (Index i = blockIdx.x * static_cast<Index>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<Index>(gridDim.x) * blockDim.x) {
+    const Index e0 = (i % vectors) * V, row = i / vectors, n = row / L;
+    const int position = static_cast<int>(row - n * L), first = max(0, position - K + 1);
+    Vec<float, V> acc;
+    if (bias) {
+      acc.load(bias + e0);
+    } else {
 #pragma unroll
-    for (int k = 0; k < V; ++k) acc[k] = bias ? bias[e0 + k] : 0.0f;
+      for (int k = 0; k < V; ++k) acc.v[k] = 0.0f;
+    }
     TokenWalker walker(index, first);
     int token = walker.token;
     for (int source = first; source <= position; ++source) {
       token = walker.token;
       Vec<T, V> in;
       in.load(x + (n * L + token) * E + e0);
-      const float* tap = weight + (source - position + K - 1) * E + e0;
+      Vec<float, V> tap;
+      tap.load(weight + (source - position + K - 1) * E + e0);
 #pragma unroll
-      for (int k = 0; k < V; ++k) acc[k] += tap[k] * in.v[k];
+      for (int k = 0; k < V; ++k) acc.v[k] += tap.v[k] * in.v[k];
       walker.step();
     }
     Vec<T, V> out;
 #pragma unroll
-    for (int k = 0; k < V; ++k) out.v[k] = apply_silu ? acc[k] / (1.0f + expf(-acc[k])) : acc[k];
+    for (int k = 0; k < V; ++k) out.v[k] = apply_silu ? acc.v[k] / (1.0f + expf(-acc.v[k])) : acc.v[k];
     out.store(y + (n * L + token) * E + e0);
   }
 }
@@ -447,11 +455,22 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
     using T = decltype(tag);
     const auto launch = [&](auto width) {
       constexpr int V = decltype(width)::value;
-      causal_conv1d_kernel<T, V><<<blocks_for(x.numel() / V), kThreads>>>(
-          ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), x.dim(0), x.dim(1), x.dim(2),
-          static_cast<int>(weight.dim(0)), token_index(order, volume), apply_silu);
+      const auto run = [&](auto index_type) {
+        using Index = decltype(index_type);
+        causal_conv1d_kernel<T, V, Index><<<blocks_for(x.numel() / V), kThreads>>>(
+            ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), static_cast<Index>(x.dim(0)),
+            static_cast<Index>(x.dim(1)), static_cast<Index>(x.dim(2)), static_cast<int>(weight.dim(0)),
+            token_index(order, volume), apply_silu);
+      };
+      if (x.numel() < (std::int64_t(1) << 31)) {
+        run(std::int32_t{});
+      } else {
+        run(std::int64_t{});
+      }
     };
-    if (vector_width<T>(x.dim(2)) > 1) {
+    const bool aligned = is_aligned16(x.raw_data()) && is_aligned16(weight.raw_data()) &&
+                         (!bias.defined() || is_aligned16(bias.raw_data()));
+    if (aligned && vector_width<T>(x.dim(2)) > 1) {
       launch(std::integral_constant<int, 16 / sizeof(T)>{});
     } else {
       launch(std::integral_constant<int, 1>{});
