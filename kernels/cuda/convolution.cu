@@ -117,68 +117,22 @@ __global__ void depthwise_kernel(const T* x, const float* weight, const float* b
 // Dense conv with few input channels (the stem and the first decoder conv read the
 // one-channel image): im2col would materialise K^3 columns per voxel for almost no
 // arithmetic, so a thread computes V output channels of one voxel directly, reading each
-// input value once for all of them. Weights [K^3, Cin, Cout] (C_out a multiple of V).
-template <typename T, int V>
+// input value once for all of them. A block computes the V output channels that blockIdx.y
+// picks, for consecutive voxels, with those channels' weights in shared memory as floats: each
+// tap's weights are one broadcast read and each input value one coalesced load. Taps are
+// unrolled for K = 3, 5 and 7 (K = 0: the kernel size at run time). Weights [K^3, Cin, Cout]
+// (Cout a multiple of V). An earlier kernel that loaded and converted V 16-bit weights per tap
+// from global memory, with runtime loop bounds and 64-bit index arithmetic, was slower (H200,
+// base 128^3, float16: the stem (k7 s2, 1 -> 48 channels) 0.78 against 0.65 ms, the first
+// decoder conv (k3, 1 -> 48 at 128^3) 0.59 against 0.40 ms).
+template <typename T, int V, int K>
 __global__ void __launch_bounds__(256) narrow_input_conv_kernel(const T* __restrict__ x, const T* __restrict__ weight,
                                                                 const float* __restrict__ bias, T* __restrict__ y,
                                                                 Geometry g) {
-  const std::int64_t vectors = g.Co / V, total = g.N * g.Do * g.Ho * g.Wo * vectors;
-  VOXMAMBA_GRID_STRIDE(i, total) {
-    const std::int64_t o0 = (i % vectors) * V, v = i / vectors;
-    const std::int64_t ow = v % g.Wo, oh = (v / g.Wo) % g.Ho, od = (v / (g.Wo * g.Ho)) % g.Do,
-                       n = v / (g.Wo * g.Ho * g.Do);
-    float acc[V];
-#pragma unroll
-    for (int k = 0; k < V; ++k) acc[k] = bias ? bias[o0 + k] : 0.0f;
-    // 32-bit offsets within the sample (the caller checks its size).
-    const T* sample = x + n * g.D * g.H * g.W * g.C;
-    const int cin = static_cast<int>(g.C), cout = static_cast<int>(g.Co), H = static_cast<int>(g.H),
-              W = static_cast<int>(g.W), D = static_cast<int>(g.D);
-    const int d0 = static_cast<int>(od) * g.stride - g.padding, h0 = static_cast<int>(oh) * g.stride - g.padding,
-              w0 = static_cast<int>(ow) * g.stride - g.padding;
-    for (int kd = 0; kd < g.kernel; ++kd) {
-      const int d = d0 + kd * g.dilation;
-      if (d < 0 || d >= D) continue;
-      for (int kh = 0; kh < g.kernel; ++kh) {
-        const int h = h0 + kh * g.dilation;
-        if (h < 0 || h >= H) continue;
-        for (int kw = 0; kw < g.kernel; ++kw) {
-          const int w = w0 + kw * g.dilation;
-          if (w < 0 || w >= W) continue;
-          const T* in = sample + ((d * H + h) * W + w) * cin;
-          const T* tap = weight + ((kd * g.kernel + kh) * g.kernel + kw) * cin * cout + o0;
-          for (int ci = 0; ci < cin; ++ci) {
-            const float value = to_f32(in[ci]);
-            Vec<T, V> wv;
-            wv.load(tap + ci * cout);
-#pragma unroll
-            for (int k = 0; k < V; ++k) acc[k] += value * wv.v[k];
-          }
-        }
-      }
-    }
-    Vec<T, V> out;
-#pragma unroll
-    for (int k = 0; k < V; ++k) out.v[k] = acc[k];
-    out.store(y + i * V);
-  }
-}
-
-// The narrow-input conv with its taps unrolled and its weights in shared memory, as floats:
-// a block computes V output channels (blockIdx.y picks them) of consecutive voxels, so each
-// tap's weights are one broadcast read and each input value one coalesced load. The generic
-// kernel above loads and converts V 16-bit weights per tap from global memory, with runtime
-// loop bounds and 64-bit index arithmetic. H200, base 128^3, float16: the stem (k7 s2,
-// 1 -> 48 channels) 0.78 -> 0.65 ms, the first decoder conv (k3, 1 -> 48 at 128^3) 0.59 ->
-// 0.40 ms.
-template <typename T, int V, int K>
-__global__ void __launch_bounds__(256) narrow_input_conv_shared_kernel(const T* __restrict__ x,
-                                                                       const T* __restrict__ weight,
-                                                                       const float* __restrict__ bias,
-                                                                       T* __restrict__ y, Geometry g) {
   extern __shared__ float taps[];  // [K^3 * Cin][V]: this block's output channels
   const int cin = static_cast<int>(g.C), cout = static_cast<int>(g.Co), o0 = blockIdx.y * V;
-  for (int j = threadIdx.x; j < K * K * K * cin * V; j += blockDim.x) {
+  const int kernel = K > 0 ? K : g.kernel;
+  for (int j = threadIdx.x; j < kernel * kernel * kernel * cin * V; j += blockDim.x) {
     taps[j] = to_f32(weight[(j / V) * cout + o0 + j % V]);
   }
   __syncthreads();
@@ -195,19 +149,19 @@ __global__ void __launch_bounds__(256) narrow_input_conv_shared_kernel(const T* 
     for (int k = 0; k < V; ++k) acc[k] = bias ? bias[o0 + k] : 0.0f;
     const T* sample = x + n * D * H * W * cin;
     const int d0 = od * g.stride - g.padding, h0 = oh * g.stride - g.padding, w0 = ow * g.stride - g.padding;
-    for (int kd = 0; kd < K; ++kd) {
+    for (int kd = 0; kd < kernel; ++kd) {
       const int d = d0 + kd * g.dilation;
       if (d < 0 || d >= D) continue;
 #pragma unroll
-      for (int kh = 0; kh < K; ++kh) {
+      for (int kh = 0; kh < kernel; ++kh) {
         const int h = h0 + kh * g.dilation;
         if (h < 0 || h >= H) continue;
 #pragma unroll
-        for (int kw = 0; kw < K; ++kw) {
+        for (int kw = 0; kw < kernel; ++kw) {
           const int w = w0 + kw * g.dilation;
           if (w < 0 || w >= W) continue;
           const T* in = sample + ((d * H + h) * W + w) * cin;
-          const float* tap = taps + ((kd * K + kh) * K + kw) * cin * V;
+          const float* tap = taps + ((kd * kernel + kh) * kernel + kw) * cin * V;
           for (int ci = 0; ci < cin; ++ci) {
             const float value = to_f32(in[ci]);
 #pragma unroll
@@ -223,18 +177,25 @@ __global__ void __launch_bounds__(256) narrow_input_conv_shared_kernel(const T* 
   }
 }
 
-// Launches the shared-memory narrow-input kernel for kernel sizes 3, 5 and 7 when its weights
-// fit in 48 KB of shared memory; false otherwise (the generic kernel then runs).
+// Launches the narrow-input kernel; false when its weights do not fit in the shared memory a
+// block may opt in to (about 227 KB on an H100: K = 7 with 16 output channels a block takes
+// 22 KB per input channel), or an output sample has 2^31 voxels or more. The caller then
+// takes the general path.
 template <typename T, int V>
-bool launch_narrow_input_shared(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y,
-                                const Geometry& g) {
+bool launch_narrow_input(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, const Geometry& g) {
   const std::size_t bytes = static_cast<std::size_t>(g.kernel) * g.kernel * g.kernel * g.C * V * sizeof(float);
-  if (bytes > 48 * 1024 || g.Do * g.Ho * g.Wo >= (std::int64_t(1) << 31)) return false;
-  const std::int64_t voxels = g.N * g.Do * g.Ho * g.Wo;
-  const dim3 grid(blocks_for(voxels), static_cast<unsigned int>(g.Co / V));
+  int device = 0, optin = 0;
+  check_cuda(cudaGetDevice(&device), "current device");
+  check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "shared memory limit");
+  if (bytes > static_cast<std::size_t>(optin) || g.Do * g.Ho * g.Wo >= (std::int64_t(1) << 31)) return false;
+  const dim3 grid(blocks_for(g.N * g.Do * g.Ho * g.Wo), static_cast<unsigned int>(g.Co / V));
   const auto run = [&](auto size) {
-    narrow_input_conv_shared_kernel<T, V, decltype(size)::value><<<grid, kThreads, bytes>>>(
-        ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+    const auto kernel = narrow_input_conv_kernel<T, V, decltype(size)::value>;
+    if (bytes > 48 * 1024) {  // beyond the default limit a launch must ask for it
+      check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+                 "conv3d narrow input shared memory");
+    }
+    kernel<<<grid, kThreads, bytes>>>(ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
   };
   if (g.kernel == 3) {
     run(std::integral_constant<int, 3>{});
@@ -243,7 +204,7 @@ bool launch_narrow_input_shared(const Tensor& x, const Tensor& weight, const Ten
   } else if (g.kernel == 7) {
     run(std::integral_constant<int, 7>{});
   } else {
-    return false;
+    run(std::integral_constant<int, 0>{});
   }
   return true;
 }
@@ -339,15 +300,13 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     }
     if (p.groups == 1 && g.C <= kNarrowInputChannels && x.numel() / g.N < (std::int64_t(1) << 31)) {
       // Wide vectors: each input value read once serves 16 output channels in 16-bit types.
+      bool done = false;
       const auto launch = [&](auto width) {
-        constexpr int V = decltype(width)::value;
-        if (launch_narrow_input_shared<T, V>(x, weight, bias, y, g)) return;
-        narrow_input_conv_kernel<T, V><<<blocks_for(y.numel() / V), kThreads>>>(
-            ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+        done = launch_narrow_input<T, decltype(width)::value>(x, weight, bias, y, g);
       };
       with_wide_vector<T>(g.Co, launch);
       check_launch("conv3d narrow input");
-      return;
+      if (done) return;
     }
     // cuDNN's tensor-core kernels want channel counts in multiples of 8.
     const bool try_cudnn = is_half_width<T> && (g.C / p.groups) % 8 == 0 && (g.Co / p.groups) % 8 == 0;
