@@ -75,6 +75,17 @@ Tensor Tensor::to(Device device) const {
   return copy;
 }
 
+void Tensor::copy_from(const Tensor& source) {
+  if (source.shape_ != shape_ || source.dtype_ != dtype_) {
+    throw Error("cannot copy a " + std::string(dtype_name(source.dtype_)) + " tensor " +
+                shape_string(source.shape_) + " into a " + dtype_name(dtype_) + " tensor " +
+                shape_string(shape_));
+  }
+  if (bytes() == 0) return;
+  DeviceAllocator& allocator = device_allocator(device_.is_cpu() ? source.device_.type : device_.type);
+  allocator.copy(raw_data(), device_, source.raw_data(), source.device_, bytes());
+}
+
 std::int64_t count_non_finite(const Tensor& t) {
   const float* data = t.data<float>();
   std::int64_t bad = 0;

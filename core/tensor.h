@@ -51,6 +51,8 @@ class Tensor {
   Tensor reshape(const Shape& shape) const;
   Tensor clone() const;
   Tensor to(Device device) const;
+  // Overwrites this tensor's elements with `source`'s (same shape and type; any devices).
+  void copy_from(const Tensor& source);
 
  private:
   void check_access(DType requested) const;

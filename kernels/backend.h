@@ -2,6 +2,7 @@
 // Which compute backends this build has, and whether their devices are present.
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "core/device.h"
@@ -22,6 +23,29 @@ void reset_cuda_peak_memory();
 // Milliseconds that `work` takes on `device`: CUDA events around it on a GPU (queued work
 // included, the host's launch overhead only where it stalls the GPU), the wall clock on the CPU.
 double elapsed_ms(const Device& device, const std::function<void()>& work);
+// GPU work recorded once as a CUDA graph and replayed as one launch: the same kernels on the
+// same buffers, without the host's cost per kernel (record_gpu_graph).
+class GpuGraph {
+ public:
+  ~GpuGraph();  // waits for replays in flight; the graph's buffers go back to the cache
+  GpuGraph(const GpuGraph&) = delete;
+  GpuGraph& operator=(const GpuGraph&) = delete;
+  // Queues the recorded work again, on the buffers it was recorded with.
+  void replay();
+  struct State;
+
+ private:
+  GpuGraph();
+  friend std::unique_ptr<GpuGraph> record_gpu_graph(const Device& device, const std::function<void()>& work);
+  std::unique_ptr<State> state_;
+};
+// Runs `work` on the host with `device`'s GPU work recorded instead of executed. Tensors that
+// `work` allocates take buffers reserved for the graph, so that nothing allocated between
+// replays is handed one of them; tensors it keeps (its outputs) hold what each replay writes.
+// Kernel choices (cuDNN plans) must already be made: run `work` once before. Throws Error when
+// `work` does what a graph cannot hold (a copy to the host, a wait); without CUDA, always.
+std::unique_ptr<GpuGraph> record_gpu_graph(const Device& device, const std::function<void()>& work);
+
 // Registers the CUDA allocator with core/ (idempotent). Throws Error when no GPU is usable.
 void initialize_cuda();
 

@@ -16,5 +16,12 @@ double elapsed_ms(const Device&, const std::function<void()>& work) {
   work();
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
+struct GpuGraph::State {};
+GpuGraph::GpuGraph() = default;
+GpuGraph::~GpuGraph() = default;
+void GpuGraph::replay() {}
+std::unique_ptr<GpuGraph> record_gpu_graph(const Device&, const std::function<void()>&) {
+  throw Error("this build of VoxMamba has no CUDA backend: there are no CUDA graphs");
+}
 void initialize_cuda() { throw Error("this build of VoxMamba has no CUDA backend (configure with -DVOXMAMBA_CUDA=ON)"); }
 }  // namespace voxmamba::kernels

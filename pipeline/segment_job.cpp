@@ -1,6 +1,7 @@
 #include "pipeline/segment_job.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -126,6 +127,9 @@ CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const Inf
   Size3 offset{};
   image = pad_to_at_least(image, settings.patch_size, &offset);
   SlidingWindowOptions options{settings.patch_size, request.overlap, request.tta};
+  // VOXMAMBA_CUDA_GRAPHS=off runs every pass eagerly, to compare the two.
+  const char* graphs = std::getenv("VOXMAMBA_CUDA_GRAPHS");
+  options.cuda_graph = graphs == nullptr || std::string(graphs) != "off";
   Tensor probabilities = predict_probabilities(net, image, options, [&](std::int64_t done, std::int64_t total) {
     result.passes = done;
     if (progress) progress(done, total);

@@ -1,6 +1,7 @@
 #include "pipeline/sliding_window_inference.h"
 
 #include "kernels/ops.h"
+#include "models/graphed_forward.h"
 #include "pipeline/model_store.h"
 #include "pipeline/sliding_window.h"
 
@@ -27,11 +28,12 @@ Tensor predict_probabilities(const models::VoxMambaNet& net, const Tensor& volum
                      1.0f / static_cast<float>(mirrors.size()))
             .to(net.device());
   }
+  models::GraphedForward forward(net, options.cuda_graph);
   for (const Window& window : windows) {
     const Tensor patch = crop(volume, window.begin, window.size).reshape(batch_shape).to(net.device());
     Tensor sum;  // the mirrored passes' mean, then one weighted add
     for (int mask : mirrors) {
-      const Tensor logits = net.forward(kernels::flip(patch, mask));
+      const Tensor logits = forward.forward(kernels::flip(patch, mask));
       const Tensor probabilities = kernels::flip(kernels::softmax(logits), mask);
       sum = sum.defined() ? kernels::add(sum, probabilities) : probabilities;
       if (progress) progress(++done, total);

@@ -14,6 +14,8 @@ struct SlidingWindowOptions {
   std::array<std::int64_t, 3> patch_size{128, 128, 128};
   double overlap = 0.5;
   bool mirror = true;  // TTA: all 8 flips
+  // On a GPU: the patch forward is recorded once as a CUDA graph and replayed (models/graphed_forward.h).
+  bool cuda_graph = true;
 };
 
 // Called after each network pass with (done, total).

@@ -195,7 +195,8 @@ bool launch_narrow_input(const Tensor& x, const Tensor& weight, const Tensor& bi
       check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
                  "conv3d narrow input shared memory");
     }
-    kernel<<<grid, kThreads, bytes>>>(ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+    kernel<<<grid, kThreads, bytes, stream()>>>(ptr_as<T>(x), ptr_as<T>(weight), ptr(bias),
+                                                mutable_ptr_as<T>(y), g);
   };
   if (g.kernel == 3) {
     run(std::integral_constant<int, 3>{});
@@ -242,8 +243,8 @@ template <typename T> void im2col_conv3d(const Tensor& x, const Tensor& weight, 
   for (std::int64_t v0 = 0; v0 < voxels; v0 += tile) {
     const std::int64_t rows = std::min(tile, voxels - v0);
     for (std::int64_t group = 0; group < p.groups; ++group) {
-      im2col_kernel<T><<<blocks_for(rows * patch), kThreads>>>(ptr_as<T>(x), mutable_ptr_as<T>(columns), g, v0, rows,
-                                                               cin_group, group);
+      im2col_kernel<T><<<blocks_for(rows * patch), kThreads, 0, stream()>>>(
+          ptr_as<T>(x), mutable_ptr_as<T>(columns), g, v0, rows, cin_group, group);
       check_launch("conv3d im2col");
       gemm(x.dtype(), columns.raw_data(), ptr_as<T>(weight) + group * cout_group,
            mutable_ptr_as<T>(y) + v0 * g.Co + group * cout_group, rows, cout_group, patch, patch, g.Co, g.Co, true);
@@ -277,7 +278,7 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       const auto launch = [&](auto width) {
         constexpr int V = decltype(width)::value;
         const auto run = [&](auto taps) {
-          depthwise_kernel<T, V, decltype(taps)::value><<<blocks_for(y.numel() / V), kThreads>>>(
+          depthwise_kernel<T, V, decltype(taps)::value><<<blocks_for(y.numel() / V), kThreads, 0, stream()>>>(
               ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), g);
         };
         if (p.kernel == 3) {
@@ -312,7 +313,8 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     const bool try_cudnn = is_half_width<T> && (g.C / p.groups) % 8 == 0 && (g.Co / p.groups) % 8 == 0;
     if (try_cudnn && cudnn_conv3d(x, weight, y, p)) {
       if (bias.defined()) {
-        add_bias_kernel<T><<<blocks_for(y.numel()), kThreads>>>(mutable_ptr_as<T>(y), ptr(bias), y.numel(), g.Co);
+        add_bias_kernel<T><<<blocks_for(y.numel()), kThreads, 0, stream()>>>(mutable_ptr_as<T>(y), ptr(bias),
+                                                                             y.numel(), g.Co);
         check_launch("conv3d bias");
       }
       return;
@@ -321,7 +323,7 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     if (bias.defined()) {
       fill_rows_with_bias(x.dtype(), ptr(bias), y.raw_data(), voxels, g.Co);
     } else {
-      check_cuda(cudaMemsetAsync(y.raw_data(), 0, y.bytes()), "conv3d zero output");
+      check_cuda(cudaMemsetAsync(y.raw_data(), 0, y.bytes(), stream()), "conv3d zero output");
     }
     im2col_conv3d<T>(x, weight, y, p);
   });
@@ -343,10 +345,10 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
     using T = decltype(tag);
     constexpr int V = 16 / sizeof(T);
     if (vector_width<T>(cout) > 1 && is_aligned16(blocks.raw_data()) && is_aligned16(y.raw_data())) {
-      scatter_blocks_kernel<V, T><<<blocks_for(blocks.numel() / V), kThreads>>>(
+      scatter_blocks_kernel<V, T><<<blocks_for(blocks.numel() / V), kThreads, 0, stream()>>>(
           ptr_as<T>(blocks), ptr(bias), mutable_ptr_as<T>(y), x.dim(0), x.dim(1), x.dim(2), x.dim(3), cout);
     } else {
-      scatter_blocks_kernel<1, T><<<blocks_for(blocks.numel()), kThreads>>>(
+      scatter_blocks_kernel<1, T><<<blocks_for(blocks.numel()), kThreads, 0, stream()>>>(
           ptr_as<T>(blocks), ptr(bias), mutable_ptr_as<T>(y), x.dim(0), x.dim(1), x.dim(2), x.dim(3), cout);
     }
   });

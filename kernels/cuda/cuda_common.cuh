@@ -29,6 +29,12 @@ void require_cuda_float(const Tensor& x, const char* op, const char* what);
 // `b` (if defined) has `a`'s element type: GEMM weights follow the activations.
 void require_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* what);
 
+// The stream that all GPU work on the current device is queued on, in order: kernels, cuBLAS,
+// cuDNN and copies. One ordered stream lets the caching allocator hand a freed block to the
+// next tensor without events; unlike the legacy default stream it can be recorded into a CUDA
+// graph (backend.h). Non-blocking, so that no other work in the process joins it implicitly.
+cudaStream_t stream();
+
 // Multiprocessors of the current device, for kernels that size their work to fill it.
 int multiprocessor_count();
 

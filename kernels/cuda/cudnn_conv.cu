@@ -39,7 +39,10 @@ void check_cudnn(cudnnStatus_t status, const char* what) {
 cudnnHandle_t handle() {
   static cudnnHandle_t instance = nullptr;
   static std::once_flag once;
-  std::call_once(once, [] { check_cudnn(cudnnCreate(&instance), "create a handle"); });
+  std::call_once(once, [] {
+    check_cudnn(cudnnCreate(&instance), "create a handle");
+    check_cudnn(cudnnSetStream(instance, stream()), "set the stream");
+  });
   return instance;
 }
 
@@ -357,8 +360,8 @@ bool cudnn_conv3d(const Tensor& x, const Tensor& weight, Tensor& y, const ConvPa
   Tensor filter = Tensor::empty({cout, taps, cin}, weight.dtype(), weight.device());
   with_float_type(weight.dtype(), "conv3d", [&](auto tag) {
     using T = decltype(tag);
-    filter_from_packed_kernel<T><<<blocks_for(weight.numel()), kThreads>>>(ptr_as<T>(weight), mutable_ptr_as<T>(filter),
-                                                                          taps, cin, cout);
+    filter_from_packed_kernel<T><<<blocks_for(weight.numel()), kThreads, 0, stream()>>>(
+        ptr_as<T>(weight), mutable_ptr_as<T>(filter), taps, cin, cout);
   });
   check_launch("conv3d filter layout");
   std::lock_guard<std::mutex> lock(mutex);

@@ -215,8 +215,9 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     const std::int64_t voxel_slots = g.N * tiles(g.D) * tiles(g.H) * tiles(g.W) * kDeformTile * kDeformTile * kDeformTile;
     const auto launch = [&](auto group, auto per_thread) {
       constexpr int G = decltype(group)::value, Q = decltype(per_thread)::value;
-      deform_kernel<T, G, Q><<<blocks_for(voxel_slots * (g.C / (G * Q))), kThreads>>>(
-          ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y), g);
+      deform_kernel<T, G, Q><<<blocks_for(voxel_slots * (g.C / (G * Q))), kThreads, 0, stream()>>>(
+          ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y),
+          g);
     };
     const std::int64_t enough_threads = std::int64_t(512) * multiprocessor_count();
     const auto fits = [&](int per_thread) {

@@ -53,9 +53,10 @@ template <typename T, typename F> void launch_map(const T* a, const T* b, T* y, 
   constexpr int V = 16 / sizeof(T);
   const bool aligned = is_aligned16(a) && is_aligned16(b) && is_aligned16(y);
   const std::int64_t vectors = aligned ? n / V : 0, done = vectors * V;
-  if (vectors > 0) map_kernel<V><<<blocks_for(vectors), kThreads>>>(a, b, y, vectors, f);
+  if (vectors > 0) map_kernel<V><<<blocks_for(vectors), kThreads, 0, stream()>>>(a, b, y, vectors, f);
   if (done < n) {
-    map_kernel<1><<<blocks_for(n - done), kThreads>>>(a + done, b ? b + done : nullptr, y + done, n - done, f);
+    map_kernel<1><<<blocks_for(n - done), kThreads, 0, stream()>>>(a + done, b ? b + done : nullptr, y + done,
+                                                                   n - done, f);
   }
 }
 
@@ -105,8 +106,8 @@ __global__ void concat_kernel(const Word* a, const Word* b, Word* y, std::int64_
 template <typename Word>
 void launch_concat(const void* a, const void* b, void* y, std::int64_t rows, std::int64_t a_bytes, std::int64_t b_bytes) {
   const std::int64_t ca = a_bytes / sizeof(Word), cb = b_bytes / sizeof(Word);
-  concat_kernel<Word><<<blocks_for(rows * (ca + cb)), kThreads>>>(static_cast<const Word*>(a), static_cast<const Word*>(b),
-                                                                  static_cast<Word*>(y), rows, ca, cb);
+  concat_kernel<Word><<<blocks_for(rows * (ca + cb)), kThreads, 0, stream()>>>(
+      static_cast<const Word*>(a), static_cast<const Word*>(b), static_cast<Word*>(y), rows, ca, cb);
 }
 
 template <typename T> __global__ void softmax_kernel(const T* x, T* y, std::int64_t rows, std::int64_t c) {
@@ -170,7 +171,8 @@ Tensor cast(const Tensor& x, DType dtype) {
     using From = decltype(from_tag);
     with_float_type(dtype, "cast", [&](auto to_tag) {
       using To = decltype(to_tag);
-      cast_kernel<From, To><<<blocks_for(x.numel()), kThreads>>>(ptr_as<From>(x), mutable_ptr_as<To>(y), x.numel());
+      cast_kernel<From, To><<<blocks_for(x.numel()), kThreads, 0, stream()>>>(
+          ptr_as<From>(x), mutable_ptr_as<To>(y), x.numel());
     });
   });
   check_launch("cast");
@@ -211,7 +213,8 @@ Tensor softmax(const Tensor& x) {
   Tensor y = empty_like_device(x.shape(), x);
   with_float_type(x.dtype(), "softmax", [&](auto tag) {
     using T = decltype(tag);
-    softmax_kernel<T><<<blocks_for(rows_of(x)), kThreads>>>(ptr_as<T>(x), mutable_ptr_as<T>(y), rows_of(x), x.dim(-1));
+    softmax_kernel<T><<<blocks_for(rows_of(x)), kThreads, 0, stream()>>>(ptr_as<T>(x), mutable_ptr_as<T>(y),
+                                                                         rows_of(x), x.dim(-1));
   });
   check_launch("softmax");
   return y;
@@ -224,8 +227,8 @@ Tensor argmax(const Tensor& x) {
   Tensor y = empty_like_device(shape, x, DType::i32);
   with_float_type(x.dtype(), "argmax", [&](auto tag) {
     using T = decltype(tag);
-    argmax_kernel<T><<<blocks_for(rows_of(x)), kThreads>>>(ptr_as<T>(x), static_cast<std::int32_t*>(y.raw_data()),
-                                                           rows_of(x), x.dim(-1));
+    argmax_kernel<T><<<blocks_for(rows_of(x)), kThreads, 0, stream()>>>(
+        ptr_as<T>(x), static_cast<std::int32_t*>(y.raw_data()), rows_of(x), x.dim(-1));
   });
   check_launch("argmax");
   return y;
@@ -238,11 +241,13 @@ Tensor flip(const Tensor& x, int axis_mask) {
   if (y.numel() == 0) return y;
   const std::int64_t voxel_bytes = g.channels * static_cast<std::int64_t>(dtype_size(x.dtype()));
   if (voxel_bytes % 4 == 0) {
-    flip_kernel<std::uint32_t><<<blocks_for(x.numel() * dtype_size(x.dtype()) / 4), kThreads>>>(
-        static_cast<const std::uint32_t*>(x.raw_data()), static_cast<std::uint32_t*>(y.raw_data()), g, voxel_bytes / 4);
+    flip_kernel<std::uint32_t><<<blocks_for(x.numel() * dtype_size(x.dtype()) / 4), kThreads, 0, stream()>>>(
+        static_cast<const std::uint32_t*>(x.raw_data()), static_cast<std::uint32_t*>(y.raw_data()), g,
+        voxel_bytes / 4);
   } else {
-    flip_kernel<std::uint8_t><<<blocks_for(x.numel() * dtype_size(x.dtype())), kThreads>>>(
-        static_cast<const std::uint8_t*>(x.raw_data()), static_cast<std::uint8_t*>(y.raw_data()), g, voxel_bytes);
+    flip_kernel<std::uint8_t><<<blocks_for(x.numel() * dtype_size(x.dtype())), kThreads, 0, stream()>>>(
+        static_cast<const std::uint8_t*>(x.raw_data()), static_cast<std::uint8_t*>(y.raw_data()), g,
+        voxel_bytes);
   }
   check_launch("flip");
   return y;

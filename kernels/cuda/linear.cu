@@ -22,6 +22,8 @@ cublasHandle_t handle() {
   static std::once_flag once;
   std::call_once(once, [] {
     if (cublasCreate(&instance) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLAS: cannot create a handle");
+    if (cublasSetStream(instance, stream()) != CUBLAS_STATUS_SUCCESS)
+      throw Error("cuBLAS: cannot set the stream");
   });
   return instance;
 }
@@ -59,9 +61,10 @@ void fill_rows_with_bias(DType type, const float* bias, void* y, std::int64_t ro
     T* out = static_cast<T*>(y);
     if (vector_width<T>(c) > 1 && is_aligned16(y)) {
       constexpr int V = 16 / sizeof(T);
-      broadcast_rows_kernel<V, T><<<blocks_for(rows * c / V), kThreads>>>(bias, out, rows * c / V, c / V);
+      broadcast_rows_kernel<V, T>
+          <<<blocks_for(rows * c / V), kThreads, 0, stream()>>>(bias, out, rows * c / V, c / V);
     } else {
-      broadcast_rows_kernel<1, T><<<blocks_for(rows * c), kThreads>>>(bias, out, rows * c, c);
+      broadcast_rows_kernel<1, T><<<blocks_for(rows * c), kThreads, 0, stream()>>>(bias, out, rows * c, c);
     }
   });
   check_launch("bias");

@@ -87,7 +87,8 @@ void launch_layer_norm_vectors(const T* x, const float* gamma, const float* beta
   if constexpr (G > 2) {
     if (c / V <= G / 2) return launch_layer_norm_vectors<T, V, G / 2>(x, gamma, beta, y, rows, c, eps);
   }
-  layer_norm_vector_kernel<T, V, G><<<blocks_for(rows * G), kThreads>>>(x, gamma, beta, y, rows, c, eps);
+  layer_norm_vector_kernel<T, V, G>
+      <<<blocks_for(rows * G), kThreads, 0, stream()>>>(x, gamma, beta, y, rows, c, eps);
 }
 
 // Instance-norm threads own a vector of V channels (16 bytes) of one voxel; a block of 256
@@ -231,15 +232,16 @@ void launch_instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& be
   float2* stats_d = static_cast<float2*>(stats.raw_data());
   const dim3 grid(static_cast<unsigned int>((c / V + layout.vectors - 1) / layout.vectors), splits,
                   static_cast<unsigned int>(N));
-  instance_stats_kernel<T, V><<<grid, kNormThreads>>>(ptr_as<T>(x), partial_d, voxels, c, splits, layout);
-  instance_finish_kernel<T><<<blocks_for(N * c * 32), kThreads>>>(ptr_as<T>(x), partial_d, stats_d, voxels, c,
-                                                                  splits, N * c, eps);
+  instance_stats_kernel<T, V>
+      <<<grid, kNormThreads, 0, stream()>>>(ptr_as<T>(x), partial_d, voxels, c, splits, layout);
+  instance_finish_kernel<T><<<blocks_for(N * c * 32), kThreads, 0, stream()>>>(
+      ptr_as<T>(x), partial_d, stats_d, voxels, c, splits, N * c, eps);
   // Voxel blocks enough for a few waves; y: samples; z: groups of channel vectors.
   const std::int64_t voxel_blocks = std::clamp<std::int64_t>((voxels + layout.lanes * 8 - 1) / (layout.lanes * 8), 1, 4096);
   const dim3 normalize_grid(static_cast<unsigned int>(voxel_blocks), static_cast<unsigned int>(N), grid.x);
-  instance_normalize_kernel<T, V><<<normalize_grid, kNormThreads>>>(ptr_as<T>(x), stats_d, ptr(gamma), ptr(beta),
-                                                                    ptr_as<T>(residual), slope, mutable_ptr_as<T>(y),
-                                                                    voxels, c, layout);
+  instance_normalize_kernel<T, V><<<normalize_grid, kNormThreads, 0, stream()>>>(
+      ptr_as<T>(x), stats_d, ptr(gamma), ptr(beta), ptr_as<T>(residual), slope, mutable_ptr_as<T>(y), voxels,
+      c, layout);
 }
 
 }  // namespace
@@ -258,8 +260,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
     if (c % V == 0 && c / V <= 32 && is_aligned16(x.raw_data()) && is_aligned16(y.raw_data())) {
       launch_layer_norm_vectors<T, V, 32>(ptr_as<T>(x), ptr(gamma), ptr(beta), mutable_ptr_as<T>(y), rows, c, eps);
     } else {
-      layer_norm_kernel<T><<<blocks_for(rows * 32), kThreads>>>(ptr_as<T>(x), ptr(gamma), ptr(beta),
-                                                                mutable_ptr_as<T>(y), rows, c, eps);
+      layer_norm_kernel<T><<<blocks_for(rows * 32), kThreads, 0, stream()>>>(
+          ptr_as<T>(x), ptr(gamma), ptr(beta), mutable_ptr_as<T>(y), rows, c, eps);
     }
   });
   check_launch("layer_norm");

@@ -404,19 +404,19 @@ void launch_scan(const ScanPointers<T>& p, float* chunk_dt, float* chunk_state, 
   const dim3 block(kChannelsPerBlock, kChunksPerBlock);
   const bool staged = kStates == kTiledStates && scan_can_stage(p);
   if (staged) {
-    scan_staged_summary_kernel<T><<<grid, block>>>(p, chunk_dt, chunk_state);
+    scan_staged_summary_kernel<T><<<grid, block, 0, stream()>>>(p, chunk_dt, chunk_state);
   } else {
-    scan_chunk_summary_kernel<kStates, T><<<grid, block>>>(p, chunk_dt, chunk_state);
+    scan_chunk_summary_kernel<kStates, T><<<grid, block, 0, stream()>>>(p, chunk_dt, chunk_state);
   }
   check_launch("selective_scan summary");
   const dim3 carry_grid(blocks_for(p.E * p.S, kCarryLanes), static_cast<unsigned int>(p.N));
-  scan_carry_kernel<<<carry_grid, dim3(kCarryLanes, kCarrySegments)>>>(chunk_dt, p.A, chunk_state, p.chunks,
-                                                                       p.E, p.S);
+  scan_carry_kernel<<<carry_grid, dim3(kCarryLanes, kCarrySegments), 0, stream()>>>(
+      chunk_dt, p.A, chunk_state, p.chunks, p.E, p.S);
   check_launch("selective_scan carry");
   if (staged) {
-    scan_staged_output_kernel<T><<<grid, block>>>(p, chunk_state, y);
+    scan_staged_output_kernel<T><<<grid, block, 0, stream()>>>(p, chunk_state, y);
   } else {
-    scan_output_kernel<kStates, T><<<grid, block>>>(p, chunk_state, y);
+    scan_output_kernel<kStates, T><<<grid, block, 0, stream()>>>(p, chunk_state, y);
   }
   check_launch("selective_scan output");
 }
@@ -427,8 +427,9 @@ Tensor permute(const Tensor& x, TokenOrder order, const VolumeShape& volume, boo
   Tensor y = empty_like_device(x.shape(), x);
   with_float_type(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    permute_kernel<T><<<blocks_for(x.numel()), kThreads>>>(ptr_as<T>(x), mutable_ptr_as<T>(y), x.dim(0), x.dim(1),
-                                                           x.dim(2), token_index(order, volume), restore);
+    permute_kernel<T><<<blocks_for(x.numel()), kThreads, 0, stream()>>>(ptr_as<T>(x), mutable_ptr_as<T>(y),
+                                                                        x.dim(0), x.dim(1), x.dim(2),
+                                                                        token_index(order, volume), restore);
   });
   check_launch(op);
   return y;
@@ -457,7 +458,7 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
       constexpr int V = decltype(width)::value;
       const auto run = [&](auto index_type) {
         using Index = decltype(index_type);
-        causal_conv1d_kernel<T, V, Index><<<blocks_for(x.numel() / V), kThreads>>>(
+        causal_conv1d_kernel<T, V, Index><<<blocks_for(x.numel() / V), kThreads, 0, stream()>>>(
             ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), static_cast<Index>(x.dim(0)),
             static_cast<Index>(x.dim(1)), static_cast<Index>(x.dim(2)), static_cast<int>(weight.dim(0)),
             token_index(order, volume), apply_silu);

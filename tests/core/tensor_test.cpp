@@ -118,6 +118,16 @@ TEST(Tensor, ReshapeSharesStorageCloneDoesNot) {
   EXPECT_THROW(t.reshape({5}), Error);
 }
 
+TEST(Tensor, CopyFromOverwritesInPlaceAndRefusesAnotherShapeOrType) {
+  Tensor t = Tensor::full({2, 3}, 1.0f);
+  const float* storage = t.data<float>();
+  t.copy_from(Tensor::full({2, 3}, 4.0f));
+  EXPECT_EQ(t.data<float>(), storage);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(t.data<float>()[i], 4.0f);
+  EXPECT_THROW(t.copy_from(Tensor::full({3, 2}, 0.0f)), Error);
+  EXPECT_THROW(t.copy_from(Tensor::zeros({2, 3}, DType::i32)), Error);
+}
+
 TEST(Tensor, WrongDtypeAccessAndBadAxisThrow) {
   Tensor t = Tensor::empty({2});
   EXPECT_THROW(t.data<std::int32_t>(), Error);

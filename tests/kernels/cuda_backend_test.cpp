@@ -165,10 +165,65 @@ TEST(CudaBackend, CudnnEngineChoiceComesFromTheEnvironment) {
   }
 }
 
+Tensor filled(const Shape& shape, float value) { return Tensor::full(shape, value).to(Device::cuda(0)); }
+
+float first_value(const Tensor& t) { return t.to(Device::cpu()).data<float>()[0]; }
+
+TEST(CudaBackend, RecordedGraphReplaysOnWhatItsInputsHoldThen) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  Tensor a = filled({1000}, 2.0f);
+  const Tensor b = filled({1000}, 3.0f);
+  Tensor y;
+  const auto graph = record_gpu_graph(Device::cuda(0), [&] { y = add(mul(a, b), a); });
+  graph->replay();
+  EXPECT_EQ(first_value(y), 8.0f);  // 2 * 3 + 2
+  a.copy_from(Tensor::full({1000}, -1.0f));
+  graph->replay();
+  const Tensor host = y.to(Device::cpu());
+  for (std::int64_t i = 0; i < host.numel(); ++i) ASSERT_EQ(host.data<float>()[i], -4.0f);
+}
+
+// The recording frees its intermediates as it goes; their buffers must stay the graph's, or
+// a tensor allocated between replays would be overwritten by the next one.
+TEST(CudaBackend, TensorsAllocatedAfterARecordingGetNoneOfItsBuffers) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  const Tensor a = filled({1 << 18}, 1.5f);
+  void* intermediate = nullptr;
+  Tensor y;
+  const auto graph = record_gpu_graph(Device::cuda(0), [&] {
+    const Tensor doubled = add(a, a);
+    intermediate = doubled.raw_data();
+    y = mul(doubled, a);
+  });
+  const Tensor later = filled({1 << 18}, 7.0f);  // the intermediate's size: the cache's first pick
+  EXPECT_NE(later.raw_data(), intermediate);
+  graph->replay();
+  graph->replay();
+  EXPECT_EQ(first_value(later), 7.0f);
+  EXPECT_EQ(first_value(y), 4.5f);
+}
+
+TEST(CudaBackend, RecordingRefusesACopyToTheHostAndTheGpuStaysUsable) {
+  REQUIRE_GPU();
+  initialize_cuda();
+  const Tensor a = filled({64}, 1.0f);
+  std::string message;
+  try {
+    record_gpu_graph(Device::cuda(0), [&] { add(a, a).to(Device::cpu()); });
+  } catch (const Error& error) {
+    message = error.what();
+  }
+  EXPECT_NE(message.find("cannot be recorded as a CUDA graph"), std::string::npos) << message;
+  EXPECT_EQ(first_value(add(a, a)), 2.0f);
+}
+
 TEST(CudaBackend, BuildWithoutCudaRefusesClearly) {
   if (cuda_built()) GTEST_SKIP() << "this build has CUDA";
   EXPECT_EQ(cuda_device_count(), 0);
   EXPECT_THROW(initialize_cuda(), Error);
+  EXPECT_THROW(record_gpu_graph(Device::cuda(0), [] {}), Error);
 }
 
 }  // namespace
