@@ -13,8 +13,8 @@ bool cuda_built();          // compiled with VOXMAMBA_CUDA
 int cuda_device_count();    // 0 when not built or no GPU/driver is present
 // Waits for all work queued on `device` (no-op for the CPU); for timing.
 void synchronize(const Device& device);
-// Peak bytes of GPU memory held by tensors since start (the caching allocator's high-water
-// mark, cache excluded); 0 without CUDA.
+// Peak bytes of GPU memory held by tensors and by recorded CUDA graphs since start (the caching
+// allocator's high-water mark, its idle cache excluded); 0 without CUDA.
 std::size_t cuda_peak_memory_bytes();
 // "cuda X.Y, cudnn N" for the libraries this process loaded (benchmark records); "" without CUDA.
 std::string gpu_library_versions();

@@ -100,7 +100,7 @@ class CachingCudaAllocator final : public DeviceAllocator {
       void* pointer = found->second;
       free_.erase(found);
       in_use_[pointer] = {pool, device_index, rounded};
-      note_in_use(rounded);
+      if (pool == 0) note_in_use(rounded);  // a graph's free blocks were never uncounted
       return pointer;
     }
     check_cuda(cudaSetDevice(device_index), "select device");
@@ -128,7 +128,8 @@ class CachingCudaAllocator final : public DeviceAllocator {
     Key key = found->second;
     if (std::get<0>(key) != 0 && live_pools_.count(std::get<0>(key)) == 0) std::get<0>(key) = 0;
     free_.emplace(key, pointer);
-    bytes_in_use_ -= std::get<2>(key);
+    // A live graph's blocks stay counted: its replays write them.
+    if (std::get<0>(key) == 0) bytes_in_use_ -= std::get<2>(key);
     in_use_.erase(found);
   }
 
@@ -157,6 +158,7 @@ class CachingCudaAllocator final : public DeviceAllocator {
         continue;
       }
       free_.emplace(Key{0, std::get<1>(it->first), std::get<2>(it->first)}, it->second);
+      bytes_in_use_ -= std::get<2>(it->first);
       it = free_.erase(it);
     }
   }
