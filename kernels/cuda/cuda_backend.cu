@@ -313,8 +313,8 @@ std::unique_ptr<GpuGraph> record_gpu_graph(const Device& device, const std::func
   cuda::check_cuda(cudaStreamSynchronize(cuda::stream()), "synchronize before recording");
   allocator().trim();
   state.pool = allocator().open_pool();
-  // Relaxed: the recording may cudaMalloc blocks for its pool, which the stricter modes
-  // refuse; what a graph cannot hold (a copy to the host, a wait) still fails, below.
+  // Relaxed: the recording may cudaMalloc blocks for its pool, a call the stricter modes
+  // count as unsafe; what a graph cannot hold (a copy to the host, a wait) still fails, below.
   cuda::check_cuda(cudaStreamBeginCapture(cuda::stream(), cudaStreamCaptureModeRelaxed), "begin recording");
   try {
     GraphPoolScope scope(state.pool);
