@@ -127,9 +127,9 @@ CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const Inf
   Size3 offset{};
   image = pad_to_at_least(image, settings.patch_size, &offset);
   SlidingWindowOptions options{settings.patch_size, request.overlap, request.tta};
-  // VOXMAMBA_CUDA_GRAPHS=off runs every pass eagerly, to compare the two.
-  const char* graphs = std::getenv("VOXMAMBA_CUDA_GRAPHS");
-  options.cuda_graph = graphs == nullptr || std::string(graphs) != "off";
+  // VOXMAMBA_CUDA_GRAPHS=off (or 0, false) runs every pass eagerly, to compare the two.
+  const std::string graphs = std::getenv("VOXMAMBA_CUDA_GRAPHS") ? std::getenv("VOXMAMBA_CUDA_GRAPHS") : "";
+  options.cuda_graph = graphs != "off" && graphs != "0" && graphs != "false";
   Tensor probabilities = predict_probabilities(net, image, options, [&](std::int64_t done, std::int64_t total) {
     result.passes = done;
     if (progress) progress(done, total);
