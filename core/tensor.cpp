@@ -68,10 +68,7 @@ Tensor Tensor::clone() const { return to(device_); }
 
 Tensor Tensor::to(Device device) const {
   Tensor copy = empty(shape_, dtype_, device);
-  if (bytes() == 0) return copy;
-  // The non-CPU side knows how to copy; for CPU to CPU either does.
-  DeviceAllocator& allocator = device_allocator(device.is_cpu() ? device_.type : device.type);
-  allocator.copy(copy.raw_data(), device, raw_data(), device_, bytes());
+  copy.copy_from(*this);
   return copy;
 }
 
@@ -82,6 +79,7 @@ void Tensor::copy_from(const Tensor& source) {
                 shape_string(shape_));
   }
   if (bytes() == 0) return;
+  // The non-CPU side knows how to copy; for CPU to CPU either does.
   DeviceAllocator& allocator = device_allocator(device_.is_cpu() ? source.device_.type : device_.type);
   allocator.copy(raw_data(), device_, source.raw_data(), source.device_, bytes());
 }

@@ -128,7 +128,8 @@ CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const Inf
   image = pad_to_at_least(image, settings.patch_size, &offset);
   SlidingWindowOptions options{settings.patch_size, request.overlap, request.tta};
   // VOXMAMBA_CUDA_GRAPHS=off (or 0, false) runs every pass eagerly, to compare the two.
-  const std::string graphs = std::getenv("VOXMAMBA_CUDA_GRAPHS") ? std::getenv("VOXMAMBA_CUDA_GRAPHS") : "";
+  const char* graphs_variable = std::getenv("VOXMAMBA_CUDA_GRAPHS");
+  const std::string graphs = graphs_variable ? graphs_variable : "";
   options.cuda_graph = graphs != "off" && graphs != "0" && graphs != "false";
   Tensor probabilities = predict_probabilities(net, image, options, [&](std::int64_t done, std::int64_t total) {
     result.passes = done;
