@@ -46,15 +46,28 @@ cudnnHandle_t handle() {
   return instance;
 }
 
-// The packed weight [taps, cin, cout] as cuDNN's NDHWC filter [cout, taps, cin].
+// The packed weight [taps, cin, cout] as cuDNN's NDHWC filter [cout, taps, cin]: per tap, a
+// [cin, cout] matrix transposed through a 32 x 32 tile of shared memory, so that reads and
+// writes both run along rows. Element by element, the reads strode by cout: the 22
+// conversions of a base 128^3 forward took 0.41 ms on the H200 (ncu), tiled 0.17 ms.
+constexpr int kTransposeTile = 32, kTransposeRows = 8, kTransposeThreads = kTransposeTile * kTransposeRows;
+
 template <typename T>
-__global__ void filter_from_packed_kernel(const T* packed, T* filter, std::int64_t taps, std::int64_t cin,
-                                          std::int64_t cout) {
-  const std::int64_t total = taps * cin * cout;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t ci = i % cin, tap = (i / cin) % taps, co = i / (cin * taps);
-    filter[i] = packed[(tap * cin + ci) * cout + co];
+__global__ void __launch_bounds__(kTransposeThreads)
+    filter_from_packed_kernel(const T* __restrict__ packed, T* __restrict__ filter, int taps, int cin,
+                              int cout) {
+  __shared__ T tile[kTransposeTile][kTransposeTile + 1];  // +1: the column reads hit distinct banks
+  const int tap = blockIdx.z, co0 = blockIdx.x * kTransposeTile, ci0 = blockIdx.y * kTransposeTile;
+  const T* from = packed + static_cast<std::int64_t>(tap) * cin * cout;
+  for (int r = threadIdx.y; r < kTransposeTile; r += kTransposeRows) {
+    const int ci = ci0 + r, co = co0 + threadIdx.x;
+    if (ci < cin && co < cout) tile[r][threadIdx.x] = from[static_cast<std::int64_t>(ci) * cout + co];
+  }
+  __syncthreads();
+  for (int r = threadIdx.y; r < kTransposeTile; r += kTransposeRows) {
+    const int co = co0 + r, ci = ci0 + threadIdx.x;
+    if (ci < cin && co < cout)
+      filter[(static_cast<std::int64_t>(co) * taps + tap) * cin + ci] = tile[threadIdx.x][r];
   }
 }
 
@@ -360,8 +373,12 @@ bool cudnn_conv3d(const Tensor& x, const Tensor& weight, Tensor& y, const ConvPa
   Tensor filter = Tensor::empty({cout, taps, cin}, weight.dtype(), weight.device());
   with_float_type(weight.dtype(), "conv3d", [&](auto tag) {
     using T = decltype(tag);
-    filter_from_packed_kernel<T><<<blocks_for(weight.numel()), kThreads, 0, stream()>>>(
-        ptr_as<T>(weight), mutable_ptr_as<T>(filter), taps, cin, cout);
+    const dim3 grid(static_cast<unsigned int>((cout + kTransposeTile - 1) / kTransposeTile),
+                    static_cast<unsigned int>((cin + kTransposeTile - 1) / kTransposeTile),
+                    static_cast<unsigned int>(taps));
+    filter_from_packed_kernel<T><<<grid, dim3(kTransposeTile, kTransposeRows), 0, stream()>>>(
+        ptr_as<T>(weight), mutable_ptr_as<T>(filter), static_cast<int>(taps), static_cast<int>(cin),
+        static_cast<int>(cout));
   });
   check_launch("conv3d filter layout");
   std::lock_guard<std::mutex> lock(mutex);

@@ -155,6 +155,12 @@ __global__ void __launch_bounds__(256, 2) deform_kernel(const T* __restrict__ x,
                   cx = fminf(fmaxf(xx, -2.0f), g.W + 1.0f);
       const float fz = floorf(cz), fy = floorf(cy), fx = floorf(cx);
       const int d0 = static_cast<int>(fz), h0 = static_cast<int>(fy), w0 = static_cast<int>(fx);
+      // A sample whose two neighbours along some axis both lie outside reads zero: skip
+      // its loads (the warp's other lanes go on). The dilated 7^3 taps reach 9 voxels past
+      // the centre: with zero offsets, 21%, 38%, 65% and 92% of them land wholly outside
+      // at base's 64^3, 32^3, 16^3 and 8^3 (the 5^3 taps: 4%, 7%, 14%, 27%). H200, fp16, the
+      // deformable convs of a base 128^3 forward (ncu): 16.3 ms without the skip, 14.2 ms.
+      if (d0 + 1 < 0 || d0 >= g.D || h0 + 1 < 0 || h0 >= g.H || w0 + 1 < 0 || w0 >= g.W) continue;
       const float tz = cz - fz, ty = cy - fy, tx = cx - fx;
       // Per axis: the two neighbours' weights (0 outside) and clamped offsets.
       const float wd[2] = {d0 >= 0 && d0 < g.D ? 1.0f - tz : 0.0f, d0 + 1 >= 0 && d0 + 1 < g.D ? tz : 0.0f};

@@ -224,8 +224,16 @@ void launch_instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& be
                           float slope, Tensor& y) {
   const std::int64_t N = x.dim(0), c = x.dim(4), voxels = x.numel() / (N * c);
   const NormLayout layout = norm_layout(c, V);
-  // Enough splits to fill the GPU several times over, each thread still summing ~64 voxels.
-  const int splits = static_cast<int>(std::clamp<std::int64_t>(voxels / (layout.lanes * 64), 1, 2048));
+  // Enough splits to fill the GPU several times over, each thread summing ~32 voxels; on
+  // small volumes (stages 1 to 3) at least two blocks a multiprocessor where each thread still
+  // sums 4 voxels. H200, the 36 instance norms of a base 128^3 forward (ncu): 1.39 ms of
+  // statistics before (64 voxels a thread; a 16^3 x 192 volume got 12 blocks and took 20 us),
+  // 0.99 ms with the small volumes split, 0.86 ms at 32 voxels a thread (16 or 8: 0.87).
+  const std::int64_t vector_groups = (c / V + layout.vectors - 1) / layout.vectors;
+  const std::int64_t fill = (2 * multiprocessor_count() + vector_groups * N - 1) / (vector_groups * N);
+  const std::int64_t wanted =
+      std::max(voxels / (layout.lanes * 32), std::min(fill, voxels / (layout.lanes * 4)));
+  const int splits = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, 2048));
   Tensor partial = Tensor::empty({N * splits * c * 4}, DType::f32, x.device());  // double2 each
   Tensor stats = Tensor::empty({N * c * 2}, DType::f32, x.device());             // float2 each
   double2* partial_d = static_cast<double2*>(partial.raw_data());

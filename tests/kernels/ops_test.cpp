@@ -98,6 +98,9 @@ std::vector<OpCase> all_cases() {
   cases.push_back(conv_case("k3_stride2_nopad_odd", {1, 7, 5, 9, 2}, 3, {3, 2, 0, 1, 1}, true));
   cases.push_back(conv_case("grouped_2", {1, 5, 4, 3, 4}, 6, {3, 1, 1, 1, 2}, true));
   cases.push_back(conv_case("pointwise", {2, 3, 4, 5, 6}, 7, {1, 1, 0, 1, 1}, true));
+  // In 16-bit types on the GPU, cuDNN (channels in multiples of 8), whose filter layout is
+  // transposed in 32 x 32 tiles: here more than one on both channel axes, the last ones partial.
+  cases.push_back(conv_case("k3_c40_to_c48", {1, 4, 5, 3, 40}, 48, {3, 1, 1, 1, 1}, true));
   // One input channel into vectors of output channels (the direct narrow-input kernel).
   cases.push_back(conv_case("narrow_input_k3_c16", {1, 6, 5, 7, 1}, 16, {3, 1, 1, 1, 1}, false));
   cases.push_back(conv_case("narrow_input_k7_s2_c8", {2, 9, 6, 8, 2}, 8, {7, 2, 3, 1, 1}, true));
