@@ -114,6 +114,76 @@ __global__ void depthwise_kernel(const T* x, const float* weight, const float* b
   }
 }
 
+// depthwise_kernel for stride 1 and dilation 1 (the offset heads' 3^3 convs, the plain 5^3
+// ones): a thread computes R consecutive output voxels along w, so that each input row's
+// R + K - 1 values and each tap's weights are loaded once for all of them, where one voxel a
+// thread loaded K inputs and K weight vectors per row for K products. H200, base 128^3 fp16
+// (ncu): the 16 offset-head convs 0.69 ms before, 0.44 ms with R = 4 (stage 0: 116 -> 73 us).
+template <typename T, int V, int K, int R>
+__global__ void depthwise_rows_kernel(const T* __restrict__ x, const float* __restrict__ weight,
+                                      const float* __restrict__ bias, T* __restrict__ y, Geometry g) {
+  const int C = static_cast<int>(g.C), D = static_cast<int>(g.D), H = static_cast<int>(g.H),
+            W = static_cast<int>(g.W), Ho = static_cast<int>(g.Ho), Wo = static_cast<int>(g.Wo);
+  const int vectors = C / V, w_blocks = (Wo + R - 1) / R,
+            per_sample = static_cast<int>(g.Do) * Ho * w_blocks * vectors;
+  VOXMAMBA_GRID_STRIDE(i, g.N * per_sample) {
+    const std::int64_t n = i / per_sample;
+    int r = static_cast<int>(i - n * per_sample);
+    const int c0 = (r % vectors) * V;
+    r /= vectors;
+    const int ow0 = (r % w_blocks) * R, oh = r / w_blocks % Ho, od = r / (w_blocks * Ho);
+    const int d0 = od - g.padding, h0 = oh - g.padding, w0 = ow0 - g.padding;
+    const T* xn = x + n * (static_cast<std::int64_t>(D) * H * W * C) + c0;
+    float acc[R][V];
+#pragma unroll
+    for (int o = 0; o < R; ++o) {
+#pragma unroll
+      for (int k = 0; k < V; ++k) acc[o][k] = bias ? bias[c0 + k] : 0.0f;
+    }
+#pragma unroll
+    for (int kd = 0; kd < K; ++kd) {
+      const int d = d0 + kd;
+      if (d < 0 || d >= D) continue;
+#pragma unroll
+      for (int kh = 0; kh < K; ++kh) {
+        const int h = h0 + kh;
+        if (h < 0 || h >= H) continue;
+        const T* row = xn + (d * H + h) * W * C;
+        Vec<T, V> window[R + K - 1];  // inputs w0 .. w0 + R + K - 2, zero outside the volume
+#pragma unroll
+        for (int j = 0; j < R + K - 1; ++j) {
+          const int w = w0 + j;
+          if (w >= 0 && w < W) {
+            window[j].load(row + w * C);
+          } else {
+#pragma unroll
+            for (int k = 0; k < V; ++k) window[j].v[k] = 0.0f;
+          }
+        }
+#pragma unroll
+        for (int kw = 0; kw < K; ++kw) {
+          Vec<float, V> tap;
+          tap.load(weight + ((kd * K + kh) * K + kw) * C + c0);
+#pragma unroll
+          for (int o = 0; o < R; ++o) {
+#pragma unroll
+            for (int k = 0; k < V; ++k) acc[o][k] += window[o + kw].v[k] * tap.v[k];
+          }
+        }
+      }
+    }
+    const std::int64_t out_row = ((n * g.Do + od) * Ho + oh) * static_cast<std::int64_t>(Wo);
+#pragma unroll
+    for (int o = 0; o < R; ++o) {
+      if (ow0 + o >= Wo) break;
+      Vec<T, V> out;
+#pragma unroll
+      for (int k = 0; k < V; ++k) out.v[k] = acc[o][k];
+      out.store(y + (out_row + ow0 + o) * C + c0);
+    }
+  }
+}
+
 // Dense conv with few input channels (the stem and the first decoder conv read the
 // one-channel image): im2col would materialise K^3 columns per voxel for almost no
 // arithmetic, so a thread computes V output channels of one voxel directly, reading each
@@ -281,7 +351,19 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
           depthwise_kernel<T, V, decltype(taps)::value><<<blocks_for(y.numel() / V), kThreads, 0, stream()>>>(
               ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), g);
         };
-        if (p.kernel == 3) {
+        constexpr int kRows = 4;  // output voxels a thread along w
+        const auto run_rows = [&](auto taps) {
+          constexpr int K = decltype(taps)::value;
+          const std::int64_t threads = g.N * g.Do * g.Ho * ((g.Wo + kRows - 1) / kRows) * (g.C / V);
+          depthwise_rows_kernel<T, V, K, kRows><<<blocks_for(threads), kThreads, 0, stream()>>>(
+              ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), g);
+        };
+        const bool rows = p.stride == 1 && p.dilation == 1;
+        if (rows && p.kernel == 3) {
+          run_rows(std::integral_constant<int, 3>{});
+        } else if (rows && p.kernel == 5) {
+          run_rows(std::integral_constant<int, 5>{});
+        } else if (p.kernel == 3) {
           run(std::integral_constant<int, 3>{});
         } else if (p.kernel == 5) {
           run(std::integral_constant<int, 5>{});

@@ -115,6 +115,10 @@ std::vector<OpCase> all_cases() {
   cases.push_back(conv_case("depthwise_k5_p2", {2, 6, 5, 7, 5}, 5, {5, 1, 2, 1, 5}, true));
   cases.push_back(conv_case("depthwise_k7_d3_p9", {1, 9, 10, 11, 3}, 3, {7, 1, 9, 3, 3}, true));
   cases.push_back(conv_case("depthwise_size1_axis", {1, 1, 4, 5, 3}, 3, {3, 1, 1, 1, 3}, true));
+  // Stride 1, dilation 1 on the GPU: four output voxels a thread along w, here with 16-byte
+  // channel vectors and output rows of 7 voxels (a last block of 3).
+  cases.push_back(conv_case("depthwise_k3_p1_c16_rows", {2, 5, 6, 7, 16}, 16, {3, 1, 1, 1, 16}, true));
+  cases.push_back(conv_case("depthwise_k5_p1_c8_rows", {1, 6, 5, 9, 8}, 8, {5, 1, 1, 1, 8}, false));
   // The GPU unrolls the taps of 3, 5 and 7; other kernel sizes loop (here 2, stride 2, over
   // 16-byte channel vectors in 16-bit types).
   cases.push_back(conv_case("depthwise_k2_s2_c8", {1, 6, 4, 5, 8}, 8, {2, 2, 0, 1, 8}, true));
