@@ -6,7 +6,9 @@
 # and GoogleTest's sources travel in .deps/ (scripts/vendor_deps.sh) because that machine
 # has no Debian packages.
 # STAGES (environment) picks stages: "build tests parity bench twin" by default, and also
-# "nsys" (per-kernel GPU times of three base 128^3 passes, when Nsight Systems is installed)
+# "kernels" (every kernel of one base 128^3 fp16 forward timed by Nsight Compute, without the
+# per-op waits of --profile: tools/kernel_times.py prints the time per op class and writes
+# $OUT/kernels.csv)
 # and "segment" (scripts/gpu_segment.sh: `voxmamba segment` on a 256^3 volume with TTA, from
 # the bundle scripts/gpu_bundle.sh made, carried in .gpu-bundle). TWIN_ARGS adds arguments
 # to bench_twin.py (e.g. --compile); TWIN_ENGINE_PRECISION the engine's precision there (bf16). Logs go to $OUT or /tmp/gpu-check.
@@ -47,15 +49,13 @@ status=0
       $bench --device cuda --precision "$1" --config "$2" --size "$3" --repeats 20 --profile 1 || status=1
     done
   fi
-  if [[ $stages == *" nsys "* ]]; then
-    nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys 2>/dev/null | head -1 || true)
-    if [[ -n $nsys ]]; then
-      "$nsys" profile -o /tmp/voxmamba_forward --force-overwrite true --stats=false \
-        $bench --device cuda --precision bf16 --config base --size 128 --repeats 3 >/dev/null
-      "$nsys" stats --report cuda_gpu_kern_sum --format csv --output "$out/kernels" /tmp/voxmamba_forward.nsys-rep \
-        >/dev/null && head -40 "$out"/kernels*.csv
+  if [[ $stages == *" kernels "* ]]; then
+    if command -v ncu >/dev/null; then
+      ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv --print-units base \
+        $bench --device cuda --precision fp16 --config base --size 128 --repeats 1 > /tmp/voxmamba_ncu.csv \
+        && python3 tools/kernel_times.py /tmp/voxmamba_ncu.csv --table "$out/kernels.csv" || status=1
     else
-      echo "nsys: Nsight Systems is not installed here; skipped"
+      echo "kernels: Nsight Compute (ncu) is not installed here; skipped"
     fi
   fi
   if [[ $stages == *" segment "* ]]; then

@@ -1,0 +1,157 @@
+"""Per-kernel GPU times of one forward pass, from Nsight Compute's CSV.
+
+The forward benchmark's --profile 1 makes every op wait for the GPU, which adds about 10 us an
+op (its total exceeds the median by ~15%); Nsight Systems is not installed on the GPU machine.
+Nsight Compute with only the duration metric times each kernel alone, with no wait between ops:
+
+    ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv \\
+        --print-units base build-gpu/bench/voxmamba_forward_benchmark --device cuda \\
+        --config base --size 128 --repeats 1 > ncu.csv
+    python3 tools/kernel_times.py ncu.csv [--table kernels.csv]
+
+The benchmark's warm-up and timed passes launch the same kernels in the same order (the
+warm-up also converts the weights and lets cuDNN choose), so the timed pass is the longest
+run of kernels at the end of the file that repeats the run just before it. Prints one JSON
+object: the pass's kernel count and total, its time per op class (the classes of issue 4:
+deformable and depthwise convs, dense convs, linear maps, scans, norms, the rest) and its ten
+longest kernels; --table writes every kernel of the pass (index, name, grid, block, us).
+
+    python3 tools/kernel_times.py --selftest     checks the parsing on a made-up file
+"""
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+
+# First match wins: (class, substrings of the kernel's name).
+CLASSES = (
+    ("depthwise_and_deformable", ("deform_kernel", "depthwise")),
+    ("dense_convs", ("fprop", "filter_from_packed", "narrow_input_conv", "im2col", "conv_transpose", "scatter_blocks")),
+    ("linear", ("nvjet", "gemm", "cutlass", "broadcast_rows")),
+    ("scans", ("scan_", "causal_conv1d")),
+    ("norms", ("instance_", "layer_norm")),
+)
+
+
+def op_class(name):
+    for label, parts in CLASSES:
+        if any(p in name for p in parts):
+            return label
+    return "rest"
+
+
+def short_name(name):
+    """The kernel's name without its parameter list and namespaces."""
+    name = re.sub(r"\(.*", "", name).replace("void ", "")
+    return re.sub(r"voxmamba::|<unnamed>::|kernels::cuda::", "", name).strip()
+
+
+def read_kernels(text):
+    """[(name, grid, block, microseconds)] in launch order, from ncu's --csv output (which
+    interleaves the program's own output and ==PROF== lines)."""
+    rows = csv.DictReader(line for line in io.StringIO(text) if line.startswith('"'))
+    kernels = []
+    for row in rows:
+        if row.get("Metric Name") != "gpu__time_duration.sum":
+            continue
+        scale = {"ns": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}.get(row["Metric Unit"], 1e-3)
+        kernels.append((row["Kernel Name"], row["Grid Size"], row["Block Size"],
+                        float(row["Metric Value"].replace(",", "")) * scale))
+    return kernels
+
+
+def last_pass(kernels):
+    """The longest tail that repeats the kernels just before it (names and grids), else all."""
+    keys = [(short_name(k[0]), k[1]) for k in kernels]
+    for period in range(len(keys) // 2, 0, -1):
+        if keys[-period:] == keys[-2 * period:-period]:
+            return kernels[-period:]
+    return kernels
+
+
+def summary(kernels):
+    classes = {}
+    for name, _, _, us in kernels:
+        label = op_class(name)
+        classes[label] = classes.get(label, 0.0) + us / 1e3
+    longest = sorted(kernels, key=lambda k: -k[3])[:10]
+    return {
+        "kernels": len(kernels),
+        "total_ms": round(sum(k[3] for k in kernels) / 1e3, 3),
+        "class_ms": {label: round(ms, 3) for label, ms in sorted(classes.items(), key=lambda kv: -kv[1])},
+        "longest": [{"kernel": short_name(n), "grid": g, "us": round(us, 1)} for n, g, _, us in longest],
+    }
+
+
+def write_table(kernels, path):
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["index", "kernel", "grid", "block", "microseconds"])
+        for i, (name, grid, block, us) in enumerate(kernels):
+            out.writerow([i, short_name(name), grid, block, round(us, 2)])
+
+
+def selftest():
+    header = '"ID","Kernel Name","Grid Size","Block Size","Metric Name","Metric Unit","Metric Value"\n'
+
+    def row(i, name, grid, ns):
+        return f'"{i}","{name}","{grid}","(256, 1, 1)","gpu__time_duration.sum","ns","{ns:,}"\n'
+
+    forward = [("void voxmamba::<unnamed>::deform_kernel<__half, 8, 3>(const T1 *)", "(2048, 1, 1)", 1_400_000),
+               ("sm90_xmma_fprop_implicit_gemm_f16f16", "(15, 8, 1)", 1_200_000),
+               ("void voxmamba::<unnamed>::instance_stats_kernel<__half, 8>(const T1 *)", "(1, 780, 1)", 80_000),
+               ("void voxmamba::<unnamed>::map_kernel<8, __half, Add>(long)", "(6144, 1, 1)", 20_000)]
+    warmup_only = [("void voxmamba::<unnamed>::cast_kernel<float, __half>(const T1 *)", "(65, 1, 1)", 2_000)]
+    text = "==PROF== Connected to process 1\n" + header
+    i = 0
+    for name, grid, ns in warmup_only + forward + forward:
+        text += row(i, name, grid, ns + (i % 3))  # times differ between passes, names do not
+        i += 1
+    text += '{"benchmark": "forward"}\n'
+    kernels = read_kernels(text)
+    assert len(kernels) == 9, kernels
+    tail = last_pass(kernels)
+    assert [short_name(k[0]) for k in tail] == [short_name(k[0]) for k in kernels[5:]], tail
+    s = summary(tail)
+    assert s["kernels"] == 4, s
+    assert abs(s["class_ms"]["depthwise_and_deformable"] - 1.4) < 1e-3, s
+    assert abs(s["class_ms"]["dense_convs"] - 1.2) < 1e-3, s
+    assert abs(s["class_ms"]["norms"] - 0.08) < 1e-3 and abs(s["class_ms"]["rest"] - 0.02) < 1e-3, s
+    assert s["longest"][0]["kernel"] == "deform_kernel<__half, 8, 3>", s
+    assert last_pass(kernels[:3]) == kernels[:3]  # nothing repeats: all of it
+    print("kernel_times self-test passed")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("csv", nargs="?", help="ncu --csv output (duration metric)")
+    ap.add_argument("--table", help="write the pass's kernels to this CSV file")
+    ap.add_argument("--selftest", action="store_true", help="check the parsing on a made-up file and exit")
+    args = ap.parse_args(argv)
+    if args.selftest:
+        selftest()
+        return 0
+    if not args.csv:
+        ap.error("give the ncu CSV file (or --selftest)")
+    try:
+        with open(args.csv) as f:
+            kernels = read_kernels(f.read())
+    except OSError as e:
+        print(f"kernel_times: cannot read {args.csv}: {e.strerror}", file=sys.stderr)
+        return 1
+    if not kernels:
+        print(f"kernel_times: {args.csv} holds no gpu__time_duration.sum rows (was ncu run with "
+              "--csv --metrics gpu__time_duration.sum?)", file=sys.stderr)
+        return 1
+    forward = last_pass(kernels)
+    if args.table:
+        write_table(forward, args.table)
+    print(json.dumps(summary(forward)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
