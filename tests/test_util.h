@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 
 #include "core/tensor.h"
@@ -51,6 +52,13 @@ inline ::testing::AssertionResult close(const Tensor& actual, const Tensor& refe
   return ::testing::AssertionFailure() << "max |difference| " << d.max_abs << " (max |reference| "
                                        << d.max_reference << ", nmse " << d.nmse << ", tolerance " << tolerance
                                        << ")";
+}
+
+// Same shape, type and bytes, wherever the two tensors live.
+inline bool bit_identical(const Tensor& a, const Tensor& b) {
+  const Tensor x = a.to(Device::cpu()), y = b.to(Device::cpu());
+  return x.shape() == y.shape() && x.dtype() == y.dtype() &&
+         std::memcmp(x.raw_data(), y.raw_data(), x.bytes()) == 0;
 }
 
 }  // namespace voxmamba::testing

@@ -1,20 +1,18 @@
 // VoxMambaNet's forward pass on the CPU: output shape, determinism, input checks, and the
 // deformable path reducing to the plain one when its offsets are zero. Numerical parity
 // with the PyTorch twin is tested by tools/parity_local.sh (ctest twin_parity_small).
-#include "models/voxmamba_net.h"
-
 #include <gtest/gtest.h>
-
-#include <cstring>
 
 #include "core/thread_pool.h"
 #include "kernels/backend.h"
 #include "kernels/ops.h"
+#include "models/voxmamba_net.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::models {
 namespace {
 
+using voxmamba::testing::bit_identical;
 using voxmamba::testing::random_tensor;
 
 NetworkConfig tiny_config(bool deformable) {
@@ -26,10 +24,6 @@ NetworkConfig tiny_config(bool deformable) {
   config.hidden = 16;
   config.deformable = {deformable, deformable, deformable, deformable};
   return config;
-}
-
-bool bit_identical(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), a.bytes()) == 0;
 }
 
 TEST(VoxMambaNet, ForwardGivesLogitsOfTheInputsSizeAndIsDeterministic) {

@@ -5,14 +5,13 @@
 
 #include <gtest/gtest.h>
 
-#include <cstring>
-
 #include "kernels/backend.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::models {
 namespace {
 
+using voxmamba::testing::bit_identical;
 using voxmamba::testing::random_tensor;
 
 // Channel counts cuDNN's tensor-core kernels take; every stage deformable, offsets random, so
@@ -32,12 +31,6 @@ ParameterMap seeded_parameters(const NetworkConfig& config) {
   ParameterMap parameters = initialize_parameters(config, 11);
   randomize_offset_heads(parameters, 0.4, 11);
   return parameters;
-}
-
-bool bit_identical(const Tensor& a, const Tensor& b) {
-  const Tensor x = a.to(Device::cpu()), y = b.to(Device::cpu());
-  return x.shape() == y.shape() && x.dtype() == y.dtype() &&
-         std::memcmp(x.raw_data(), y.raw_data(), x.bytes()) == 0;
 }
 
 #define REQUIRE_GPU()                                                                                \
