@@ -11,6 +11,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cudnn_conv.cuh"
 #include "kernels/cuda/gemm.cuh"
+#include "kernels/cuda/narrow_input_conv_mma.cuh"
 #include "kernels/op_checks.h"
 
 namespace voxmamba::kernels::cuda {
@@ -185,8 +186,9 @@ __global__ void depthwise_rows_kernel(const T* __restrict__ x, const float* __re
 }
 
 // Dense conv with few input channels (the stem and the first decoder conv read the
-// one-channel image): im2col would materialise K^3 columns per voxel for almost no
-// arithmetic, so a thread computes V output channels of one voxel directly, reading each
+// one-channel image), on the CUDA cores: for float32, and where the tensor-core kernel
+// (narrow_input_conv_mma.cu) does not apply. im2col would materialise K^3 columns per voxel
+// for almost no arithmetic, so a thread computes V output channels of one voxel directly, reading each
 // input value once for all of them. A block computes the V output channels that blockIdx.y
 // picks, for consecutive voxels, with those channels' weights in shared memory as floats: each
 // tap's weights are one broadcast read and each input value one coalesced load. Taps are
@@ -382,6 +384,8 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       return;
     }
     if (p.groups == 1 && g.C <= kNarrowInputChannels && x.numel() / g.N < (std::int64_t(1) << 31)) {
+      // Tensor cores where they apply (16-bit types, output channels in multiples of 8).
+      if (narrow_input_conv_mma(x, weight, bias, y, p)) return;
       // Wide vectors: each input value read once serves 16 output channels in 16-bit types.
       bool done = false;
       const auto launch = [&](auto width) {

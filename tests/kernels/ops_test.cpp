@@ -98,6 +98,13 @@ std::vector<OpCase> all_cases() {
   cases.push_back(conv_case("k3_stride2_nopad_odd", {1, 7, 5, 9, 2}, 3, {3, 2, 0, 1, 1}, true));
   cases.push_back(conv_case("grouped_2", {1, 5, 4, 3, 4}, 6, {3, 1, 1, 1, 2}, true));
   cases.push_back(conv_case("pointwise", {2, 3, 4, 5, 6}, 7, {1, 1, 0, 1, 1}, true));
+  // Narrow inputs with output channels in multiples of 8, which 16-bit types run on tensor
+  // cores in tiles of 64 output voxels along w: the stem's shape with two tiles a row (the
+  // second partial), the first decoder conv's with two samples, and three input channels
+  // with dilation (81 taps, padded to 96).
+  cases.push_back(conv_case("stem_k7_s2_p3_c48", {1, 5, 6, 150, 1}, 48, {7, 2, 3, 1, 1}, true));
+  cases.push_back(conv_case("k3_p1_c1_to_c48", {2, 4, 5, 70, 1}, 48, {3, 1, 1, 1, 1}, false));
+  cases.push_back(conv_case("k3_d2_c3_to_c16", {1, 6, 5, 9, 3}, 16, {3, 1, 2, 2, 1}, true));
   // In 16-bit types on the GPU, cuDNN (channels in multiples of 8), whose filter layout is
   // transposed in 32 x 32 tiles: here more than one on both channel axes, the last ones partial.
   cases.push_back(conv_case("k3_c40_to_c48", {1, 4, 5, 3, 40}, 48, {3, 1, 1, 1, 1}, true));
@@ -153,6 +160,9 @@ std::vector<OpCase> all_cases() {
   // An axis of size 1 along w, with channel vectors.
   cases.push_back(deform_case("deform_k3_w1_c16", {1, 3, 4, 1, 16}, 3, 1, 1.5f));
   cases.push_back(deform_case("deform_k3_c16_padded_offsets", {1, 4, 5, 6, 16}, 3, 1, 1.5f, true, 3));
+  // Offsets rows padded as the model pads them (375 -> 376, 1029 -> 1032 channels).
+  cases.push_back(deform_case("deform_k5_c16_offsets_rows_of_8", {1, 5, 6, 7, 16}, 5, 1, 2.5f, false, 1));
+  cases.push_back(deform_case("deform_k7_d3_c48_offsets_rows_of_8", {1, 9, 10, 11, 48}, 7, 3, 4.0f, true, 3));
 
   cases.push_back({Op::LayerNorm, "layer_norm_c7", [](bool reference) {
                      return CALL(layer_norm, input({2, 3, 4, 5, 7}, 12, -3, 5), param({7}, 13),
