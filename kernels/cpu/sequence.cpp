@@ -91,6 +91,8 @@ void scan_channel_block(const ScanInputs& in, TokenOrder order, const VolumeShap
   const float* B = in.B.data<float>();
   const float* C = in.C.data<float>();
   const float* D = in.D.data<float>();
+  const float* sum = in.sum.defined() ? in.sum.data<float>() : nullptr;
+  const float* gate = in.gate.defined() ? in.gate.data<float>() : nullptr;
   float h[kScanChannelBlock][kMaxStates] = {};
   for (std::int64_t i = 0; i < L; ++i) {
     const std::int64_t token = n * L + token_at(i, order, volume);
@@ -107,7 +109,10 @@ void scan_channel_block(const ScanInputs& in, TokenOrder order, const VolumeShap
         state[s] = vector_exp(dt * a_row[s]) * state[s] + dt_x * b_row[s];
         out += c_row[s] * state[s];
       }
-      yd[token * E + e] = out + D[e] * x;
+      float value = out + D[e] * x;
+      if (sum) value += sum[token * E + e];
+      if (gate) value *= silu_of(gate[token * E + e]);
+      yd[token * E + e] = value;
     }
   }
 }
@@ -117,6 +122,8 @@ void scan_channel_block(const ScanInputs& in, TokenOrder order, const VolumeShap
 Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume) {
   check_scan_args(in, volume);
   check_f32_cpu(in.u, "selective_scan", "u");
+  if (in.sum.defined()) check_f32_cpu(in.sum, "selective_scan", "sum");
+  if (in.gate.defined()) check_f32_cpu(in.gate, "selective_scan", "gate");
   const std::int64_t N = in.u.dim(0), E = in.u.dim(2), S = in.A.dim(1);
   if (S > kMaxStates) throw Error("selective_scan: at most 64 states are supported on the CPU");
   Tensor y = Tensor::empty(in.u.shape());

@@ -77,7 +77,15 @@ Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape&
         y.data<float>()[row * E + e] = static_cast<float>(out);
       }
     }
-  return reference::restore_tokens(y, order, volume);
+  y = reference::restore_tokens(y, order, volume);
+  // The epilogue, in token order as sum and gate are.
+  for (std::int64_t i = 0; i < y.numel(); ++i) {
+    double value = y.data<float>()[i];
+    if (in.sum.defined()) value += in.sum.data<float>()[i];
+    if (in.gate.defined()) value *= silu_of(static_cast<double>(in.gate.data<float>()[i]));
+    y.data<float>()[i] = static_cast<float>(value);
+  }
+  return y;
 }
 
 }  // namespace voxmamba::kernels::reference
