@@ -29,7 +29,7 @@ import sys
 # First match wins: (class, substrings of the kernel's name).
 CLASSES = (
     ("depthwise_and_deformable", ("deform_kernel", "depthwise")),
-    ("dense_convs", ("fprop", "filter_from_packed", "narrow_input_conv", "im2col", "conv_transpose", "scatter_blocks")),
+    ("dense_convs", ("fprop", "filter_from_packed", "narrow_input", "im2col", "conv_transpose", "scatter_blocks")),
     ("linear", ("nvjet", "gemm", "cutlass", "broadcast_rows")),
     ("scans", ("scan_", "causal_conv1d")),
     ("norms", ("instance_", "layer_norm")),
