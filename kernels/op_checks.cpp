@@ -1,5 +1,8 @@
 #include "kernels/op_checks.h"
 
+#include <string>
+#include <utility>
+
 namespace voxmamba::kernels {
 namespace {
 [[noreturn]] void fail(const char* op, const std::string& message) {
@@ -150,8 +153,12 @@ void check_scan_args(const ScanInputs& in, const VolumeShape& volume) {
   if (!in.delta_bias.defined() || !in.D.defined()) fail(op, "delta_bias and D are required");
   check_vector(in.delta_bias, channels, op, "delta_bias");
   check_vector(in.D, channels, op, "D");
-  if (in.sum.defined()) check_same_shape(in.u, in.sum, op);
-  if (in.gate.defined()) check_same_shape(in.u, in.gate, op);
+  for (const auto& [tensor, name] : {std::pair{&in.sum, "sum"}, std::pair{&in.gate, "gate"}}) {
+    if (tensor->defined() && tensor->shape() != in.u.shape()) {
+      fail(op, std::string(name) + " must have u's shape " + shape_string(in.u.shape()) + ", got " +
+                   shape_string(tensor->shape()));
+    }
+  }
 }
 
 FlipGeometry check_flip_args(const Tensor& x, int axis_mask) {

@@ -2,6 +2,7 @@
 // network.md's equations, on an explicitly reordered copy of the sequence; and the GPU's
 // chunked scan at a size where it takes its long chunks.
 #include <cmath>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -86,6 +87,37 @@ TEST(SelectiveScan, OrdersDifferOnTheSameInput) {
   const Tensor forward = selective_scan(in, TokenOrder::Forward, v);
   EXPECT_FALSE(close(selective_scan(in, TokenOrder::Backward, v), forward, 1e-3));
   EXPECT_FALSE(close(selective_scan(in, TokenOrder::Slice, v), forward, 1e-3));
+}
+
+// The epilogue (ops.h) against the ops it replaces in the Mamba block: the plain scan, plus
+// the sum, times SiLU of the gate; and a sum or gate of another shape is refused by name.
+TEST(SelectiveScan, EpilogueAddsTheSumThenGatesWithSilu) {
+  const VolumeShape v{2, 3, 4};
+  ScanInputs in;
+  in.u = random_tensor({2, 24, 5}, 15);
+  in.delta = random_tensor({2, 24, 5}, 16, -3, 1);
+  in.delta_bias = random_tensor({5}, 17, -2, 0);
+  in.A = random_tensor({5, 16}, 18, -4, -0.1f);
+  in.B = random_tensor({2, 24, 16}, 19);
+  in.C = random_tensor({2, 24, 16}, 20);
+  in.D = random_tensor({5}, 21);
+  const Tensor plain = selective_scan(in, TokenOrder::Slice, v);
+  const Tensor sum = random_tensor({2, 24, 5}, 22, -2, 2), gate = random_tensor({2, 24, 5}, 23, -4, 4);
+  in.sum = sum;
+  EXPECT_TRUE(close(selective_scan(in, TokenOrder::Slice, v), add(plain, sum), 1e-6));
+  in.gate = gate;
+  const Tensor expected = mul(add(plain, sum), silu(gate));
+  EXPECT_TRUE(close(selective_scan(in, TokenOrder::Slice, v), expected, 1e-6));
+  EXPECT_TRUE(close(reference::selective_scan(in, TokenOrder::Slice, v), expected, 1e-6));
+
+  in.gate = random_tensor({2, 24, 4}, 24);
+  try {
+    selective_scan(in, TokenOrder::Slice, v);
+    ADD_FAILURE() << "a gate of another shape was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gate must have u's shape [2, 24, 5]"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(TokenOrder, SliceVisitsEveryVoxelThroughAllSlicesFirst) {
