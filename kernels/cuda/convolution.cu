@@ -383,7 +383,8 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       check_launch("conv3d depthwise");
       return;
     }
-    if (p.groups == 1 && g.C <= kNarrowInputChannels && x.numel() / g.N < (std::int64_t(1) << 31)) {
+    if (p.groups == 1 && g.C <= kNarrowInputChannels &&
+        x.numel() / std::max<std::int64_t>(1, g.N) < (std::int64_t(1) << 31)) {
       // Tensor cores where they apply (16-bit types, output channels in multiples of 8).
       if (narrow_input_conv_mma(x, weight, bias, y, p)) return;
       // Wide vectors: each input value read once serves 16 output channels in 16-bit types.

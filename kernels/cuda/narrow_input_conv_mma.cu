@@ -210,6 +210,7 @@ bool narrow_input_conv_mma(const Tensor& x, const Tensor& weight, const Tensor& 
                            const ConvParams& p) {
   const bool half_width = x.dtype() == DType::bf16 || x.dtype() == DType::f16;
   if (!half_width || weight.dtype() != x.dtype() || p.groups != 1) return false;
+  if (x.numel() == 0 || y.numel() == 0) return false;  // nothing to stage (and no sample to divide by)
   const std::int64_t cout = y.dim(4), taps = static_cast<std::int64_t>(p.kernel) * p.kernel * p.kernel;
   if (cout % 8 != 0 || cout > 8 * kMaxColumnTiles) return false;
   // 32-bit offsets within a sample and the staged rows.
