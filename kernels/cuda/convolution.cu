@@ -256,10 +256,10 @@ __global__ void __launch_bounds__(256) narrow_input_conv_kernel(const T* __restr
 template <typename T, int V>
 bool launch_narrow_input(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, const Geometry& g) {
   const std::size_t bytes = static_cast<std::size_t>(g.kernel) * g.kernel * g.kernel * g.C * V * sizeof(float);
-  int device = 0, optin = 0;
-  check_cuda(cudaGetDevice(&device), "current device");
-  check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "shared memory limit");
-  if (bytes > static_cast<std::size_t>(optin) || g.Do * g.Ho * g.Wo >= (std::int64_t(1) << 31)) return false;
+  if (bytes > static_cast<std::size_t>(shared_memory_per_block_optin()) ||
+      g.Do * g.Ho * g.Wo >= (std::int64_t(1) << 31)) {
+    return false;
+  }
   const dim3 grid(blocks_for(g.N * g.Do * g.Ho * g.Wo), static_cast<unsigned int>(g.Co / V));
   const auto run = [&](auto size) {
     const auto kernel = narrow_input_conv_kernel<T, V, decltype(size)::value>;

@@ -41,18 +41,32 @@ cudaStream_t stream() {
   return streams[device];
 }
 
-int multiprocessor_count() {
-  // Kept per device: the attribute query is cheap but kernels size their grids per launch.
+namespace {
+
+// A device attribute of the current device, kept per device: the query is cheap but kernels
+// size their grids and shared memory per launch.
+template <cudaDeviceAttr kAttribute>
+int cached_device_attribute(const char* what) {
   constexpr int kDevices = 64;
-  static std::atomic<int> counts[kDevices] = {};
+  static std::atomic<int> values[kDevices] = {};
   int device = 0;
   check_cuda(cudaGetDevice(&device), "current device");
-  int count = device < kDevices ? counts[device].load(std::memory_order_relaxed) : 0;
-  if (count == 0) {
-    check_cuda(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
-    if (device < kDevices) counts[device].store(count, std::memory_order_relaxed);
+  int value = device < kDevices ? values[device].load(std::memory_order_relaxed) : 0;
+  if (value == 0) {
+    check_cuda(cudaDeviceGetAttribute(&value, kAttribute, device), what);
+    if (device < kDevices) values[device].store(value, std::memory_order_relaxed);
   }
-  return count;
+  return value;
+}
+
+}  // namespace
+
+int multiprocessor_count() {
+  return cached_device_attribute<cudaDevAttrMultiProcessorCount>("multiprocessor count");
+}
+
+int shared_memory_per_block_optin() {
+  return cached_device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>("shared memory limit");
 }
 
 void require_cuda_f32(const Tensor& x, const char* op, const char* what) {

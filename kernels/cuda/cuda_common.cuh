@@ -37,6 +37,8 @@ cudaStream_t stream();
 
 // Multiprocessors of the current device, for kernels that size their work to fill it.
 int multiprocessor_count();
+// The shared memory a block of the current device may opt in to (cudaFuncSetAttribute).
+int shared_memory_per_block_optin();
 
 // for (i over [0, n)) in a grid-stride loop, 64-bit: every thread of the grid takes every
 // gridDim * blockDim-th index, so the grid may be smaller than the work.

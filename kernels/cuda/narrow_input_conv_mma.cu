@@ -228,11 +228,7 @@ bool narrow_input_conv_mma(const Tensor& x, const Tensor& weight, const Tensor& 
   g.region_d = reach, g.region_h = reach, g.region_w = (kTileVoxels - 1) * p.stride + reach;
   g.region = g.region_d * g.region_h * g.region_w * g.cin;
   const std::size_t bytes = shared_bytes(g);
-  int device = 0, optin = 0, multiprocessors = 0;
-  check_cuda(cudaGetDevice(&device), "current device");
-  check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "shared memory limit");
-  check_cuda(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device), "multiprocessors");
-  if (bytes > static_cast<std::size_t>(optin)) return false;
+  if (bytes > static_cast<std::size_t>(shared_memory_per_block_optin())) return false;
   bool launched = false;
   with_float_type(x.dtype(), "conv3d", [&](auto tag) {
     using T = decltype(tag);
@@ -249,7 +245,8 @@ bool narrow_input_conv_mma(const Tensor& x, const Tensor& weight, const Tensor& 
       // Blocks walk tiles in a grid-stride loop, so each loads the weights once for many tiles.
       const std::int64_t tiles =
           static_cast<std::int64_t>(g.N) * g.Do * g.Ho * ((g.Wo + kTileVoxels - 1) / kTileVoxels);
-      const std::int64_t blocks = std::min<std::int64_t>(tiles, std::int64_t(std::max(1, per_multiprocessor)) * multiprocessors);
+      const std::int64_t blocks = std::min<std::int64_t>(
+          tiles, std::int64_t(std::max(1, per_multiprocessor)) * multiprocessor_count());
       kernel<<<static_cast<unsigned int>(blocks), kWarps * 32, bytes, stream()>>>(ptr_as<T>(x), ptr_as<T>(weight),
                                                                                  ptr(bias), mutable_ptr_as<T>(y), g);
       check_launch("conv3d narrow input (tensor cores)");
