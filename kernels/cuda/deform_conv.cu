@@ -104,7 +104,16 @@ __device__ __forceinline__ void sum_corners(const T* group, const int (&od)[2], 
 // into planes of 8 channels, [n][group][d][h][w][8], with the 32 lanes of a warp on 32
 // consecutive voxels of one plane, so that a corner load reads one contiguous span of about
 // 33 x 16 bytes instead of 12-16 cache lines: 14.26 ms with three groups a thread, 15.10 ms
-// with six, and the bf16 forward 39.7 -> 50.4 ms. The bytes, not the lines, bound this kernel.
+// with six, and the bf16 forward 39.7 -> 50.4 ms. The lines do not bound this kernel, and
+// fewer bytes alone do not help either: a thread on a strip of 4 voxels along w, whose
+// samples share their w-neighbours wherever a tap's samples are consecutive (4 (4 + 1) loads
+// for the strip instead of 32, and one tap-weight load for 4 voxels), took the deformable
+// convs from 14.15 to 15.85 ms with zero offsets, where every tap shares, and from 15.41 to
+// 22.18 ms with offsets in [-0.5, 0.5] (fp16, ncu). That was one group per thread, within
+// 128 registers; more groups were slower still (fp16 forward, zero offsets, 35.1 ms here):
+// two with strips of 4 at one block per SM, 39.1 ms; strips of 2 with two or three groups,
+// which spilled, 41.2 and 45.3 ms. The geometry each thread then computes for fewer channels
+// costs more than the loads it saves: issue and latency, not L1 bytes, bound this kernel.
 template <typename T, int G, int Q>
 __global__ void __launch_bounds__(256, 2) deform_kernel(const T* __restrict__ x, const T* __restrict__ offsets,
                                                         const float* __restrict__ weight, const float* __restrict__ bias,
