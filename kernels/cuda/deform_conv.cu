@@ -32,6 +32,17 @@ struct DeformGeometry {
 // already the weaker one (base at 128^3: 99.58% argmax agreement in bf16, 99.95% in fp16).
 template <typename T, int G> constexpr bool kPackedCorners = std::is_same_v<T, f16> && G == 8;
 
+// Whether a voxel's offsets are read eight taps at a time, in three 16-byte loads, rather than
+// three 2-byte loads a tap: each of those touched a line per voxel of the warp, and they were
+// a tenth of the kernel's L1 requests. On the H200 (base 128^3, the deformable convs of a
+// forward, ncu) this took fp16 from 14.21 to 13.80 ms with zero offsets and from 15.51 to
+// 14.77 ms with offsets in [-0.5, 0.5]; with no offset loads at all it would be 12.71 ms.
+// The fp16 forward went from 35.27 to 34.81 ms. In bfloat16, whose float corner sums leave
+// no registers to spare at three groups a thread, the chunk spilled and the forward went
+// from 39.36 to 46.26 ms (41.0 with 8-byte loads of four taps), so it keeps the 2-byte loads.
+template <typename T>
+constexpr bool kChunkedOffsets = std::is_same_v<T, f16>;
+
 // Calls f(offset, weight) for the eight trilinear corners of a sample: offset od[a] + oh[b] +
 // ow[e] from the group's first channel, weight corner[a][b][e].
 template <typename F>
@@ -114,11 +125,11 @@ __device__ __forceinline__ void sum_corners(const T* group, const int (&od)[2], 
 // two with strips of 4 at one block per SM, 39.1 ms; strips of 2 with two or three groups,
 // which spilled, 41.2 and 45.3 ms. The geometry each thread then computes for fewer channels
 // costs more than the loads it saves: issue and latency, not L1 bytes, bound this kernel.
-template <typename T, int G, int Q>
-__global__ void __launch_bounds__(256, 2) deform_kernel(const T* __restrict__ x, const T* __restrict__ offsets,
-                                                        const float* __restrict__ weight, const float* __restrict__ bias,
-                                                        const float* __restrict__ offset_bias, T* __restrict__ y,
-                                                        DeformGeometry g) {
+template <typename T, int G, int Q, bool ChunkedOffsets>
+__global__ void __launch_bounds__(256, 2)
+    deform_kernel(const T* __restrict__ x, const T* __restrict__ offsets, const float* __restrict__ weight,
+                  const float* __restrict__ bias, const float* __restrict__ offset_bias, T* __restrict__ y,
+                  DeformGeometry g) {
   const int threads_per_voxel = g.C / (G * Q), taps = g.kernel * g.kernel * g.kernel, half = (g.kernel - 1) / 2;
   const std::int64_t sample = static_cast<std::int64_t>(g.D) * g.H * g.W;
   const int stride_d = g.H * g.W * g.C, stride_h = g.W * g.C;
@@ -153,9 +164,8 @@ __global__ void __launch_bounds__(256, 2) deform_kernel(const T* __restrict__ x,
       for (int c = 0; c < G; ++c) acc[q].v[c] = bias ? bias[first + q * step + c] : 0.0f;
     }
     int kd = 0, kh = 0, kw = 0;
-#pragma unroll 1
-    for (int k = 0; k < taps; ++k) {
-      float dz = to_f32(delta[3 * k]), dy = to_f32(delta[3 * k + 1]), dx = to_f32(delta[3 * k + 2]);
+    // Tap k (taken in order) with its offsets (dz, dy, dx).
+    const auto add_tap = [&](int k, float dz, float dy, float dx) {
       if (offset_bias) dz += offset_bias[3 * k], dy += offset_bias[3 * k + 1], dx += offset_bias[3 * k + 2];
       const float z = static_cast<float>(d + g.dilation * (kd - half)) + dz;
       const float yy = static_cast<float>(h + g.dilation * (kh - half)) + dy;
@@ -173,7 +183,7 @@ __global__ void __launch_bounds__(256, 2) deform_kernel(const T* __restrict__ x,
       // the centre: with zero offsets, 21%, 38%, 65% and 92% of them land wholly outside
       // at base's 64^3, 32^3, 16^3 and 8^3 (the 5^3 taps: 4%, 7%, 14%, 27%). H200, fp16, the
       // deformable convs of a base 128^3 forward (ncu): 16.3 ms without the skip, 14.2 ms.
-      if (d0 + 1 < 0 || d0 >= g.D || h0 + 1 < 0 || h0 >= g.H || w0 + 1 < 0 || w0 >= g.W) continue;
+      if (d0 + 1 < 0 || d0 >= g.D || h0 + 1 < 0 || h0 >= g.H || w0 + 1 < 0 || w0 >= g.W) return;
       const float tz = cz - fz, ty = cy - fy, tx = cx - fx;
       // Per axis: the two neighbours' weights (0 outside) and clamped offsets.
       const float wd[2] = {d0 >= 0 && d0 < g.D ? 1.0f - tz : 0.0f, d0 + 1 >= 0 && d0 + 1 < g.D ? tz : 0.0f};
@@ -199,6 +209,30 @@ __global__ void __launch_bounds__(256, 2) deform_kernel(const T* __restrict__ x,
         tap_weight.load(weight + k * g.C + first + q * step);
 #pragma unroll
         for (int c = 0; c < G; ++c) acc[q].v[c] += tap_weight.v[c] * sampled[c];
+      }
+    };
+    if constexpr (!ChunkedOffsets) {
+#pragma unroll 1
+      for (int k = 0; k < taps; ++k)
+        add_tap(k, to_f32(delta[3 * k]), to_f32(delta[3 * k + 1]), to_f32(delta[3 * k + 2]));
+    } else {
+      // Eight taps' offsets (24 values, 48 bytes) in three 16-byte loads; the last chunk
+      // reads no vector past the row, whose length is a multiple of 16 bytes.
+      constexpr int kChunk = 16 / sizeof(T);
+      const int row_vectors = g.offset_stride / kChunk;
+#pragma unroll 1
+      for (int k0 = 0; k0 < taps; k0 += kChunk) {
+        const int first_vector = 3 * k0 / kChunk;
+        const uint4* row = reinterpret_cast<const uint4*>(delta) + first_vector;
+        uint4 chunk[3];
+#pragma unroll
+        for (int m = 0; m < 3; ++m) chunk[m] = first_vector + m < row_vectors ? row[m] : uint4{};
+        const T* values = reinterpret_cast<const T*>(chunk);
+#pragma unroll
+        for (int u = 0; u < kChunk; ++u) {
+          if (k0 + u < taps)
+            add_tap(k0 + u, to_f32(values[3 * u]), to_f32(values[3 * u + 1]), to_f32(values[3 * u + 2]));
+        }
       }
     }
 #pragma unroll
@@ -232,11 +266,22 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     constexpr int kGroup = 16 / sizeof(T);
     const auto tiles = [](std::int64_t size) { return (size + kDeformTile - 1) / kDeformTile; };
     const std::int64_t voxel_slots = g.N * tiles(g.D) * tiles(g.H) * tiles(g.W) * kDeformTile * kDeformTile * kDeformTile;
+    // Offsets rows of a multiple of 16 bytes (the model pads them so) are read in chunks in
+    // float16 (kChunkedOffsets).
+    const bool chunked = (g.offset_stride * static_cast<std::int64_t>(sizeof(T))) % 16 == 0 &&
+                         is_aligned16(offsets.raw_data());
     const auto launch = [&](auto group, auto per_thread) {
       constexpr int G = decltype(group)::value, Q = decltype(per_thread)::value;
-      deform_kernel<T, G, Q><<<blocks_for(voxel_slots * (g.C / (G * Q))), kThreads, 0, stream()>>>(
-          ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y),
-          g);
+      const auto go = [&](auto chunked_offsets) {
+        deform_kernel<T, G, Q, decltype(chunked_offsets)::value>
+            <<<blocks_for(voxel_slots * (g.C / (G * Q))), kThreads, 0, stream()>>>(
+                ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias),
+                mutable_ptr_as<T>(y), g);
+      };
+      if constexpr (kChunkedOffsets<T>) {
+        if (chunked) return go(std::true_type{});
+      }
+      go(std::false_type{});
     };
     const std::int64_t enough_threads = std::int64_t(512) * multiprocessor_count();
     const auto fits = [&](int per_thread) {

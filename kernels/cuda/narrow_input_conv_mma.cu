@@ -29,6 +29,9 @@ struct MmaGeometry {
   int k_padded;                                // K^3 * Cin rounded up to the MMA's 16
   int b_stride;                                // k_padded + 8: B fragment loads free of bank conflicts
   int region_d, region_h, region_w, region;    // the staged input of one tile, in elements
+  // Shared memory, in bytes from its start (lay_out_shared_memory): the tap offsets, the staged
+  // input and the output tile follow B; `shared_bytes` in all.
+  int offsets_at, staged_at, out_tile_at, shared_bytes;
 };
 
 // One m16n8k16 product on 16-bit inputs, float accumulators (sm_80 and later).
@@ -60,11 +63,14 @@ __device__ __forceinline__ std::uint32_t pack(std::uint16_t low, std::uint16_t h
 
 // Shared memory: B as [cout][b_stride] 16-bit values (B[n][k] = weight[k][n], zero beyond
 // the taps), the taps' offsets into the staged input [k_padded], the staged input
-// [region_d][region_h][region_w][cin], and the output tile [64][cout].
-inline std::size_t shared_bytes(const MmaGeometry& g) {
-  const auto round16 = [](std::size_t bytes) { return (bytes + 15) / 16 * 16; };
-  return round16(std::size_t(g.cout) * g.b_stride * 2) + round16(std::size_t(g.k_padded) * 4) +
-         round16(std::size_t(g.region) * 2) + std::size_t(kTileVoxels) * g.cout * 2;
+// [region_d][region_h][region_w][cin], and the output tile [64][cout], each from a 16-byte
+// boundary. Worked out once here; the kernel only reads the offsets.
+inline void lay_out_shared_memory(MmaGeometry& g) {
+  const auto round16 = [](std::int64_t bytes) { return static_cast<int>((bytes + 15) / 16 * 16); };
+  g.offsets_at = round16(std::int64_t(g.cout) * g.b_stride * 2);
+  g.staged_at = g.offsets_at + round16(std::int64_t(g.k_padded) * 4);
+  g.out_tile_at = g.staged_at + round16(std::int64_t(g.region) * 2);
+  g.shared_bytes = g.out_tile_at + kTileVoxels * g.cout * 2;
 }
 
 // Tile t: output voxels [64 w, 64 w + 64) of row (n, od, oh). A warp's 16 rows of the A
@@ -77,13 +83,10 @@ __global__ void __launch_bounds__(kWarps * 32) narrow_input_mma_kernel(const T* 
                                                                       T* __restrict__ y, MmaGeometry g) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   extern __shared__ __align__(16) unsigned char shared[];
-  const auto round16 = [](std::size_t bytes) { return (bytes + 15) / 16 * 16; };
   std::uint16_t* b_tile = reinterpret_cast<std::uint16_t*>(shared);
-  int* offsets = reinterpret_cast<int*>(shared + round16(std::size_t(g.cout) * g.b_stride * 2));
-  std::uint16_t* staged =
-      reinterpret_cast<std::uint16_t*>(reinterpret_cast<unsigned char*>(offsets) + round16(std::size_t(g.k_padded) * 4));
-  std::uint16_t* out_tile =
-      reinterpret_cast<std::uint16_t*>(reinterpret_cast<unsigned char*>(staged) + round16(std::size_t(g.region) * 2));
+  int* offsets = reinterpret_cast<int*>(shared + g.offsets_at);
+  std::uint16_t* staged = reinterpret_cast<std::uint16_t*>(shared + g.staged_at);
+  std::uint16_t* out_tile = reinterpret_cast<std::uint16_t*>(shared + g.out_tile_at);
 
   const int taps = g.kernel * g.kernel * g.kernel, k_total = taps * g.cin;
   // B from the weights [k_total][cout] in 16-byte words (eight channels of one tap), several
@@ -227,7 +230,8 @@ bool narrow_input_conv_mma(const Tensor& x, const Tensor& weight, const Tensor& 
   const int reach = (p.kernel - 1) * p.dilation + 1;
   g.region_d = reach, g.region_h = reach, g.region_w = (kTileVoxels - 1) * p.stride + reach;
   g.region = g.region_d * g.region_h * g.region_w * g.cin;
-  const std::size_t bytes = shared_bytes(g);
+  lay_out_shared_memory(g);
+  const std::size_t bytes = static_cast<std::size_t>(g.shared_bytes);
   if (bytes > static_cast<std::size_t>(shared_memory_per_block_optin())) return false;
   bool launched = false;
   with_float_type(x.dtype(), "conv3d", [&](auto tag) {

@@ -163,6 +163,9 @@ std::vector<OpCase> all_cases() {
   // Offsets rows padded as the model pads them (375 -> 376, 1029 -> 1032 channels).
   cases.push_back(deform_case("deform_k5_c16_offsets_rows_of_8", {1, 5, 6, 7, 16}, 5, 1, 2.5f, false, 1));
   cases.push_back(deform_case("deform_k7_d3_c48_offsets_rows_of_8", {1, 9, 10, 11, 48}, 7, 3, 4.0f, true, 3));
+  // Rows of 88 (81 + 7) offsets with 5 channels: float16 reads them eight taps at a time on
+  // the GPU, here with one channel a thread.
+  cases.push_back(deform_case("deform_k3_c5_offsets_rows_of_8", {1, 4, 5, 6, 5}, 3, 1, 1.5f, true, 7));
 
   cases.push_back({Op::LayerNorm, "layer_norm_c7", [](bool reference) {
                      return CALL(layer_norm, input({2, 3, 4, 5, 7}, 12, -3, 5), param({7}, 13),
