@@ -33,10 +33,11 @@ struct DeformGeometry {
 template <typename T, int G> constexpr bool kPackedCorners = std::is_same_v<T, f16> && G == 8;
 
 // Whether a voxel's offsets are read eight taps at a time, in three 16-byte loads, rather than
-// three 2-byte loads a tap: each of those touched a line per voxel of the warp, and they were
-// a tenth of the kernel's L1 requests. On the H200 (base 128^3, the deformable convs of a
-// forward, ncu) this took fp16 from 14.21 to 13.80 ms with zero offsets and from 15.51 to
-// 14.77 ms with offsets in [-0.5, 0.5]; with no offset loads at all it would be 12.71 ms.
+// three 2-byte loads a tap: each of those touched a line per voxel of the warp, about a tenth
+// of the kernel's L1 wavefronts by a count of its accesses (not profiled). On the H200 (base
+// 128^3, the deformable convs of a forward, ncu) this took fp16 from 14.21 to 13.80 ms with
+// zero offsets and from 15.51 to 14.77 ms with offsets in [-0.5, 0.5]; with no offset loads
+// at all it would be 12.71 ms.
 // The fp16 forward went from 35.27 to 34.81 ms. In bfloat16, whose float corner sums leave
 // no registers to spare at three groups a thread, the chunk spilled and the forward went
 // from 39.36 to 46.26 ms (41.0 with 8-byte loads of four taps), so it keeps the 2-byte loads.
