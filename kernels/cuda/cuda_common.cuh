@@ -92,6 +92,11 @@ template <> __device__ __forceinline__ float from_f32<float>(float v) { return v
 template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) { return __float2bfloat16_rn(v); }
 template <> __device__ __forceinline__ f16 from_f32<f16>(float v) { return __float2half_rn(v); }
 
+// SiLU, x * sigmoid(x), for the elementwise op, the causal conv1d and the scan's gate: one
+// definition so that the three agree to the bit. expf, not __expf: the gate multiplies the
+// scan's output, and the fast intrinsic's error grows with |x|.
+__device__ __forceinline__ float silu_f32(float v) { return v / (1.0f + expf(-v)); }
+
 // V consecutive channels as floats. Vectors of 16 bytes load in one instruction.
 template <typename T, int V> struct Vec {
   float v[V];

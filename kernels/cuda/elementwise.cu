@@ -19,7 +19,7 @@ struct Gelu {
   __device__ float operator()(float v, float) const { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
 };
 struct Silu {
-  __device__ float operator()(float v, float) const { return v / (1.0f + expf(-v)); }
+  __device__ float operator()(float v, float) const { return silu_f32(v); }
 };
 struct LeakyRelu {
   float slope;

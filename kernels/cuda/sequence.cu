@@ -103,7 +103,7 @@ __global__ void causal_conv1d_kernel(const T* __restrict__ x, const float* __res
     }
     Vec<T, V> out;
 #pragma unroll
-    for (int k = 0; k < V; ++k) out.v[k] = apply_silu ? acc.v[k] / (1.0f + expf(-acc.v[k])) : acc.v[k];
+    for (int k = 0; k < V; ++k) out.v[k] = apply_silu ? silu_f32(acc.v[k]) : acc.v[k];
     out.store(y + (n * L + token) * E + e0);
   }
 }
@@ -136,7 +136,7 @@ template <typename T>
 __device__ __forceinline__ void store_output(const ScanPointers<T>& p, T* __restrict__ y, std::int64_t at,
                                              float value, const Epilogue& in) {
   value += in.sum;
-  if (p.gate) value *= in.gate / (1.0f + __expf(-in.gate));
+  if (p.gate) value *= silu_f32(in.gate);
   y[at] = from_f32<T>(value);
 }
 
