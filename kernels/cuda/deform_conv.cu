@@ -44,6 +44,17 @@ template <typename T, int G> constexpr bool kPackedCorners = std::is_same_v<T, f
 template <typename T>
 constexpr bool kChunkedOffsets = std::is_same_v<T, f16>;
 
+// Whether the threads of a voxel (two at base's stage 0, four at stage 1) share the taps'
+// sample points through warp shuffles (deform_shared_points_kernel), each working out one
+// tap in two or four, rather than each working out all of them: in bfloat16 only. H200, base
+// 128^3, the forward with the graph, zero offsets, two rounds: bf16 39.23 / 39.22 ->
+// 38.76 / 38.74 ms; fp16, whose chunked offsets already read eight taps in three loads,
+// 34.71 / 34.68 -> 35.02 / 34.97 ms (its deformable convs 13.75 -> 14.07 ms, ncu).
+// Shuffling each tap's finished corners (offsets and weights, 13 values) instead of its
+// point (6) was slower in both: bf16 38.85 ms, fp16 35.69 ms.
+template <typename T>
+constexpr bool kSharedTapPoints = std::is_same_v<T, bf16>;
+
 // Calls f(offset, weight) for the eight trilinear corners of a sample: offset od[a] + oh[b] +
 // ow[e] from the group's first channel, weight corner[a][b][e].
 template <typename F>
@@ -94,6 +105,136 @@ __device__ __forceinline__ void sum_corners(const T* group, const int (&od)[2], 
   }
 }
 
+// Threads cover cubes of kDeformTile^3 voxels (a voxel's threads fastest), so that for each
+// tap a warp's samples fall in a compact block of rows that L1 serves to neighbouring
+// voxels; along a row of voxels every voxel would touch its own four rows. Slots of partial
+// cubes past the volume's faces hold no voxel.
+__host__ __device__ __forceinline__ std::int64_t voxel_slots(const DeformGeometry& g) {
+  const std::int64_t tiles_d = (g.D + kDeformTile - 1) / kDeformTile,
+                     tiles_h = (g.H + kDeformTile - 1) / kDeformTile,
+                     tiles_w = (g.W + kDeformTile - 1) / kDeformTile;
+  return g.N * tiles_d * tiles_h * tiles_w * kDeformTile * kDeformTile * kDeformTile;
+}
+
+// The voxel of slot t: its place, p (its index among all voxels) and the index of its
+// sample's first voxel.
+struct Voxel {
+  int d, h, w;
+  bool inside;
+  std::int64_t p, sample_start;
+};
+
+__device__ __forceinline__ Voxel voxel_of_slot(std::int64_t t, const DeformGeometry& g) {
+  constexpr int kTileVoxels = kDeformTile * kDeformTile * kDeformTile;
+  const int tiles_w = (g.W + kDeformTile - 1) / kDeformTile, tiles_h = (g.H + kDeformTile - 1) / kDeformTile,
+            tiles_d = (g.D + kDeformTile - 1) / kDeformTile;
+  const int local = static_cast<int>(t % kTileVoxels);
+  const std::int64_t tile = t / kTileVoxels;
+  Voxel v;
+  v.w = static_cast<int>(tile % tiles_w) * kDeformTile + local % kDeformTile;
+  v.h = static_cast<int>(tile / tiles_w % tiles_h) * kDeformTile + local / kDeformTile % kDeformTile;
+  v.d = static_cast<int>(tile / (static_cast<std::int64_t>(tiles_w) * tiles_h) % tiles_d) * kDeformTile +
+        local / (kDeformTile * kDeformTile);
+  v.inside = v.w < g.W && v.h < g.H && v.d < g.D;
+  const std::int64_t n = tile / (static_cast<std::int64_t>(tiles_w) * tiles_h * tiles_d);
+  v.sample_start = n * g.D * g.H * g.W;
+  v.p = v.sample_start + (static_cast<std::int64_t>(v.d) * g.H + v.h) * g.W + v.w;
+  return v;
+}
+
+// The accumulators of the thread's Q groups, group q's first channel at first + q * step.
+template <typename T, int G, int Q>
+__device__ __forceinline__ void start_with_bias(const float* __restrict__ bias, int first, int step,
+                                                Vec<T, G> (&acc)[Q]) {
+#pragma unroll
+  for (int q = 0; q < Q; ++q) {
+#pragma unroll
+    for (int c = 0; c < G; ++c) acc[q].v[c] = bias ? bias[first + q * step + c] : 0.0f;
+  }
+}
+
+// A tap's sample point: its low neighbour along each axis and the fractions past it. The
+// position is clamped to [-2, size + 1] first, where every neighbour is already outside, so
+// that wild offsets cannot overflow the int conversions.
+struct SamplePoint {
+  int d0, h0, w0;
+  float tz, ty, tx;
+};
+
+// Tap k, at (kd, kh, kw) in the kernel, of the voxel at (d, h, w), with its offsets (dz, dy, dx).
+__device__ __forceinline__ SamplePoint tap_point(int d, int h, int w, int kd, int kh, int kw, int k, float dz,
+                                                 float dy, float dx, const float* __restrict__ offset_bias,
+                                                 const DeformGeometry& g) {
+  if (offset_bias) dz += offset_bias[3 * k], dy += offset_bias[3 * k + 1], dx += offset_bias[3 * k + 2];
+  const int half = (g.kernel - 1) / 2;
+  const float z = static_cast<float>(d + g.dilation * (kd - half)) + dz;
+  const float y = static_cast<float>(h + g.dilation * (kh - half)) + dy;
+  const float x = static_cast<float>(w + g.dilation * (kw - half)) + dx;
+  const float cz = fminf(fmaxf(z, -2.0f), g.D + 1.0f), cy = fminf(fmaxf(y, -2.0f), g.H + 1.0f),
+              cx = fminf(fmaxf(x, -2.0f), g.W + 1.0f);
+  const float fz = floorf(cz), fy = floorf(cy), fx = floorf(cx);
+  return {static_cast<int>(fz), static_cast<int>(fy), static_cast<int>(fx), cz - fz, cy - fy, cx - fx};
+}
+
+// Lane `source` of each segment of S lanes gives its point to the lanes of `mask`.
+template <int S>
+__device__ __forceinline__ SamplePoint shuffle_point(const SamplePoint& p, unsigned mask, int source) {
+  return {__shfl_sync(mask, p.d0, source, S), __shfl_sync(mask, p.h0, source, S),
+          __shfl_sync(mask, p.w0, source, S), __shfl_sync(mask, p.tz, source, S),
+          __shfl_sync(mask, p.ty, source, S), __shfl_sync(mask, p.tx, source, S)};
+}
+
+// Whether both neighbours along some axis lie outside, so that the sample reads zero.
+__device__ __forceinline__ bool wholly_outside(const SamplePoint& s, const DeformGeometry& g) {
+  return s.d0 + 1 < 0 || s.d0 >= g.D || s.h0 + 1 < 0 || s.h0 >= g.H || s.w0 + 1 < 0 || s.w0 >= g.W;
+}
+
+// The eight corners of a sample: per axis the two neighbours' clamped element offsets and
+// their weights (0 outside), and the products of the weights.
+struct Corners {
+  int od[2], oh[2], ow[2];
+  float weight[2][2][2];
+};
+
+__device__ __forceinline__ Corners corners_of(const SamplePoint& s, const DeformGeometry& g) {
+  Corners k;
+  const int stride_d = g.H * g.W * g.C, stride_h = g.W * g.C;
+  const float wd[2] = {s.d0 >= 0 && s.d0 < g.D ? 1.0f - s.tz : 0.0f,
+                       s.d0 + 1 >= 0 && s.d0 + 1 < g.D ? s.tz : 0.0f};
+  const float wh[2] = {s.h0 >= 0 && s.h0 < g.H ? 1.0f - s.ty : 0.0f,
+                       s.h0 + 1 >= 0 && s.h0 + 1 < g.H ? s.ty : 0.0f};
+  const float ww[2] = {s.w0 >= 0 && s.w0 < g.W ? 1.0f - s.tx : 0.0f,
+                       s.w0 + 1 >= 0 && s.w0 + 1 < g.W ? s.tx : 0.0f};
+  k.od[0] = min(max(s.d0, 0), g.D - 1) * stride_d, k.od[1] = min(max(s.d0 + 1, 0), g.D - 1) * stride_d;
+  k.oh[0] = min(max(s.h0, 0), g.H - 1) * stride_h, k.oh[1] = min(max(s.h0 + 1, 0), g.H - 1) * stride_h;
+  k.ow[0] = min(max(s.w0, 0), g.W - 1) * g.C, k.ow[1] = min(max(s.w0 + 1, 0), g.W - 1) * g.C;
+#pragma unroll
+  for (int a = 0; a < 2; ++a) {
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) k.weight[a][b][e] = wd[a] * wh[b] * ww[e];
+    }
+  }
+  return k;
+}
+
+// acc[q] += tap_weight * sample for the thread's Q groups of G channels, group q's first
+// channel at first + q * step; `tap_weights` is the tap's row of the weight.
+template <typename T, int G, int Q>
+__device__ __forceinline__ void add_sample(const T* xn, const float* tap_weights, int first, int step,
+                                           const Corners& k, Vec<T, G> (&acc)[Q]) {
+#pragma unroll
+  for (int q = 0; q < Q; ++q) {
+    float sampled[G];
+    sum_corners<T, G>(xn + first + q * step, k.od, k.oh, k.ow, k.weight, sampled);
+    Vec<float, G> tap_weight;  // 16-byte loads when G > 1: C is a multiple of G
+    tap_weight.load(tap_weights + first + q * step);
+#pragma unroll
+    for (int c = 0; c < G; ++c) acc[q].v[c] += tap_weight.v[c] * sampled[c];
+  }
+}
+
 // network.md's deformable depthwise conv: trilinear samples at p + dilation*t_k + offset,
 // neighbours outside the volume read zero (also on axes of size 1). Branch-free corners: an
 // outside neighbour gets weight 0 and reads a clamped, valid address, so the threads of a
@@ -131,86 +272,31 @@ __global__ void __launch_bounds__(256, 2)
     deform_kernel(const T* __restrict__ x, const T* __restrict__ offsets, const float* __restrict__ weight,
                   const float* __restrict__ bias, const float* __restrict__ offset_bias, T* __restrict__ y,
                   DeformGeometry g) {
-  const int threads_per_voxel = g.C / (G * Q), taps = g.kernel * g.kernel * g.kernel, half = (g.kernel - 1) / 2;
-  const std::int64_t sample = static_cast<std::int64_t>(g.D) * g.H * g.W;
-  const int stride_d = g.H * g.W * g.C, stride_h = g.W * g.C;
-  // Threads cover cubes of kDeformTile^3 voxels (a voxel's threads fastest), so that for
-  // each tap a warp's samples fall in a compact block of rows that L1 serves to
-  // neighbouring voxels; along a row of voxels every voxel would touch its own four rows.
-  const int tiles_w = (g.W + kDeformTile - 1) / kDeformTile, tiles_h = (g.H + kDeformTile - 1) / kDeformTile,
-            tiles_d = (g.D + kDeformTile - 1) / kDeformTile;
-  constexpr int kTileVoxels = kDeformTile * kDeformTile * kDeformTile;
-  const std::int64_t total = g.N * tiles_d * tiles_h * tiles_w * kTileVoxels * threads_per_voxel;
-  VOXMAMBA_GRID_STRIDE(i, total) {
+  const int threads_per_voxel = g.C / (G * Q), taps = g.kernel * g.kernel * g.kernel;
+  VOXMAMBA_GRID_STRIDE(i, voxel_slots(g) * threads_per_voxel) {
     const int j = static_cast<int>(i % threads_per_voxel);
-    const std::int64_t t = i / threads_per_voxel;
-    const int local = static_cast<int>(t % kTileVoxels);
-    const std::int64_t tile = t / kTileVoxels;
-    const int w = static_cast<int>(tile % tiles_w) * kDeformTile + local % kDeformTile;
-    const int h = static_cast<int>(tile / tiles_w % tiles_h) * kDeformTile + local / kDeformTile % kDeformTile;
-    const int d = static_cast<int>(tile / (static_cast<std::int64_t>(tiles_w) * tiles_h) % tiles_d) * kDeformTile +
-                  local / (kDeformTile * kDeformTile);
-    if (w >= g.W || h >= g.H || d >= g.D) continue;
-    const std::int64_t n = tile / (static_cast<std::int64_t>(tiles_w) * tiles_h * tiles_d);
-    const int v = (d * g.H + h) * g.W + w;
-    const std::int64_t p = n * sample + v;
-    const T* delta = offsets + p * g.offset_stride;
-    const T* xn = x + (p - v) * g.C;
+    const Voxel voxel = voxel_of_slot(i / threads_per_voxel, g);
+    if (!voxel.inside) continue;
+    const int d = voxel.d, h = voxel.h, w = voxel.w;
+    const T* delta = offsets + voxel.p * g.offset_stride;
+    const T* xn = x + voxel.sample_start * g.C;
     // Group q's first channel is first + q * step.
     const int first = j * G, step = threads_per_voxel * G;
     Vec<T, G> acc[Q];
-#pragma unroll
-    for (int q = 0; q < Q; ++q) {
-#pragma unroll
-      for (int c = 0; c < G; ++c) acc[q].v[c] = bias ? bias[first + q * step + c] : 0.0f;
-    }
+    start_with_bias(bias, first, step, acc);
     int kd = 0, kh = 0, kw = 0;
     // Tap k (taken in order) with its offsets (dz, dy, dx).
     const auto add_tap = [&](int k, float dz, float dy, float dx) {
-      if (offset_bias) dz += offset_bias[3 * k], dy += offset_bias[3 * k + 1], dx += offset_bias[3 * k + 2];
-      const float z = static_cast<float>(d + g.dilation * (kd - half)) + dz;
-      const float yy = static_cast<float>(h + g.dilation * (kh - half)) + dy;
-      const float xx = static_cast<float>(w + g.dilation * (kw - half)) + dx;
+      const SamplePoint point = tap_point(d, h, w, kd, kh, kw, k, dz, dy, dx, offset_bias, g);
       if (++kw == g.kernel) kw = 0, kh += 1;
       if (kh == g.kernel) kh = 0, kd += 1;
-      // Clamped to [-2, size + 1], where every neighbour is already outside, so that wild
-      // offsets cannot overflow the int conversions.
-      const float cz = fminf(fmaxf(z, -2.0f), g.D + 1.0f), cy = fminf(fmaxf(yy, -2.0f), g.H + 1.0f),
-                  cx = fminf(fmaxf(xx, -2.0f), g.W + 1.0f);
-      const float fz = floorf(cz), fy = floorf(cy), fx = floorf(cx);
-      const int d0 = static_cast<int>(fz), h0 = static_cast<int>(fy), w0 = static_cast<int>(fx);
       // A sample whose two neighbours along some axis both lie outside reads zero: skip
       // its loads (the warp's other lanes go on). The dilated 7^3 taps reach 9 voxels past
       // the centre: with zero offsets, 21%, 38%, 65% and 92% of them land wholly outside
       // at base's 64^3, 32^3, 16^3 and 8^3 (the 5^3 taps: 4%, 7%, 14%, 27%). H200, fp16, the
       // deformable convs of a base 128^3 forward (ncu): 16.3 ms without the skip, 14.2 ms.
-      if (d0 + 1 < 0 || d0 >= g.D || h0 + 1 < 0 || h0 >= g.H || w0 + 1 < 0 || w0 >= g.W) return;
-      const float tz = cz - fz, ty = cy - fy, tx = cx - fx;
-      // Per axis: the two neighbours' weights (0 outside) and clamped offsets.
-      const float wd[2] = {d0 >= 0 && d0 < g.D ? 1.0f - tz : 0.0f, d0 + 1 >= 0 && d0 + 1 < g.D ? tz : 0.0f};
-      const float wh[2] = {h0 >= 0 && h0 < g.H ? 1.0f - ty : 0.0f, h0 + 1 >= 0 && h0 + 1 < g.H ? ty : 0.0f};
-      const float ww[2] = {w0 >= 0 && w0 < g.W ? 1.0f - tx : 0.0f, w0 + 1 >= 0 && w0 + 1 < g.W ? tx : 0.0f};
-      const int od[2] = {min(max(d0, 0), g.D - 1) * stride_d, min(max(d0 + 1, 0), g.D - 1) * stride_d};
-      const int oh[2] = {min(max(h0, 0), g.H - 1) * stride_h, min(max(h0 + 1, 0), g.H - 1) * stride_h};
-      const int ow[2] = {min(max(w0, 0), g.W - 1) * g.C, min(max(w0 + 1, 0), g.W - 1) * g.C};
-      float corner[2][2][2];
-#pragma unroll
-      for (int a = 0; a < 2; ++a) {
-#pragma unroll
-        for (int b = 0; b < 2; ++b) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) corner[a][b][e] = wd[a] * wh[b] * ww[e];
-        }
-      }
-#pragma unroll
-      for (int q = 0; q < Q; ++q) {
-        float sampled[G];
-        sum_corners<T, G>(xn + first + q * step, od, oh, ow, corner, sampled);
-        Vec<float, G> tap_weight;  // 16-byte loads when G > 1: C is a multiple of G
-        tap_weight.load(weight + k * g.C + first + q * step);
-#pragma unroll
-        for (int c = 0; c < G; ++c) acc[q].v[c] += tap_weight.v[c] * sampled[c];
-      }
+      if (wholly_outside(point, g)) return;
+      add_sample<T, G, Q>(xn, weight + k * g.C, first, step, corners_of(point, g), acc);
     };
     if constexpr (!ChunkedOffsets) {
 #pragma unroll 1
@@ -237,7 +323,60 @@ __global__ void __launch_bounds__(256, 2)
       }
     }
 #pragma unroll
-    for (int q = 0; q < Q; ++q) acc[q].store(y + p * g.C + first + q * step);
+    for (int q = 0; q < Q; ++q) acc[q].store(y + voxel.p * g.C + first + q * step);
+  }
+}
+
+// deform_kernel where a voxel's channels span S = 2 or 4 threads (consecutive lanes): each
+// lane works out the sample point of every S-th tap only, and the S lanes hand theirs round
+// through shuffles, instead of each working out all of them. The sums are the same, in the
+// same order, and a lane reads only its own taps' offsets. Used in bfloat16 only
+// (kSharedTapPoints).
+template <typename T, int G, int Q, int S>
+__global__ void __launch_bounds__(256, 2)
+    deform_shared_points_kernel(const T* __restrict__ x, const T* __restrict__ offsets,
+                                const float* __restrict__ weight, const float* __restrict__ bias,
+                                const float* __restrict__ offset_bias, T* __restrict__ y, DeformGeometry g) {
+  static_assert(S == 2 || S == 4, "a voxel's lanes must split a warp evenly and be few");
+  const int taps = g.kernel * g.kernel * g.kernel;
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const unsigned voxel_lanes = ((1u << S) - 1u) << (lane / S * S);
+  // The grid-stride loop covers a multiple of S threads, so a voxel's S lanes take the same
+  // trips and leave together.
+  VOXMAMBA_GRID_STRIDE(i, voxel_slots(g) * S) {
+    const int j = static_cast<int>(i % S);
+    const Voxel voxel = voxel_of_slot(i / S, g);
+    if (!voxel.inside) continue;  // the voxel's S lanes all leave
+    const T* delta = offsets + voxel.p * g.offset_stride;
+    const T* xn = x + voxel.sample_start * g.C;
+    const int first = j * G, step = S * G;
+    Vec<T, G> acc[Q];
+    start_with_bias(bias, first, step, acc);
+    // This lane's taps are j, j + S, ...
+    int kd = j / (g.kernel * g.kernel), kh = j / g.kernel % g.kernel, kw = j % g.kernel;
+#pragma unroll 1
+    for (int k0 = 0; k0 < taps; k0 += S) {
+      // Past the last tap: a point whose neighbours are all outside.
+      SamplePoint mine{-4, -4, -4, 0.0f, 0.0f, 0.0f};
+      const int k = k0 + j;
+      if (k < taps) {
+        mine = tap_point(voxel.d, voxel.h, voxel.w, kd, kh, kw, k, to_f32(delta[3 * k]),
+                         to_f32(delta[3 * k + 1]), to_f32(delta[3 * k + 2]), offset_bias, g);
+      }
+#pragma unroll
+      for (int s = 0; s < S; ++s) {
+        if (++kw == g.kernel) kw = 0, kh += 1;
+        if (kh == g.kernel) kh = 0, kd += 1;
+      }
+#pragma unroll 1
+      for (int s = 0; s < S; ++s) {
+        const SamplePoint point = shuffle_point<S>(mine, voxel_lanes, s);
+        if (wholly_outside(point, g)) continue;  // the same point for the S lanes
+        add_sample<T, G, Q>(xn, weight + (k0 + s) * g.C, first, step, corners_of(point, g), acc);
+      }
+    }
+#pragma unroll
+    for (int q = 0; q < Q; ++q) acc[q].store(y + voxel.p * g.C + first + q * step);
   }
 }
 
@@ -265,20 +404,30 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     // still leaves half a wave of threads (512 per multiprocessor): at 16^3 x 192 channels
     // three groups would leave most of the GPU idle while each thread walks all 343 taps.
     constexpr int kGroup = 16 / sizeof(T);
-    const auto tiles = [](std::int64_t size) { return (size + kDeformTile - 1) / kDeformTile; };
-    const std::int64_t voxel_slots = g.N * tiles(g.D) * tiles(g.H) * tiles(g.W) * kDeformTile * kDeformTile * kDeformTile;
+    const std::int64_t slots = voxel_slots(g);
     // Offsets rows of a multiple of 16 bytes (the model pads them so) are read in chunks in
     // float16 (kChunkedOffsets).
     const bool chunked = (g.offset_stride * static_cast<std::int64_t>(sizeof(T))) % 16 == 0 &&
                          is_aligned16(offsets.raw_data());
     const auto launch = [&](auto group, auto per_thread) {
       constexpr int G = decltype(group)::value, Q = decltype(per_thread)::value;
+      const int threads_per_voxel = g.C / (G * Q);
       const auto go = [&](auto chunked_offsets) {
         deform_kernel<T, G, Q, decltype(chunked_offsets)::value>
-            <<<blocks_for(voxel_slots * (g.C / (G * Q))), kThreads, 0, stream()>>>(
+            <<<blocks_for(slots * threads_per_voxel), kThreads, 0, stream()>>>(
                 ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias),
                 mutable_ptr_as<T>(y), g);
       };
+      const auto go_shared = [&](auto lanes) {
+        constexpr int S = decltype(lanes)::value;
+        deform_shared_points_kernel<T, G, Q, S><<<blocks_for(slots * S), kThreads, 0, stream()>>>(
+            ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y),
+            g);
+      };
+      if constexpr (kSharedTapPoints<T> && G > 1 && Q > 1) {
+        if (threads_per_voxel == 2) return go_shared(std::integral_constant<int, 2>{});
+        if (threads_per_voxel == 4) return go_shared(std::integral_constant<int, 4>{});
+      }
       if constexpr (kChunkedOffsets<T>) {
         if (chunked) return go(std::true_type{});
       }
@@ -286,7 +435,7 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     };
     const std::int64_t enough_threads = std::int64_t(512) * multiprocessor_count();
     const auto fits = [&](int per_thread) {
-      return g.C % (per_thread * kGroup) == 0 && voxel_slots * (g.C / (per_thread * kGroup)) >= enough_threads;
+      return g.C % (per_thread * kGroup) == 0 && slots * (g.C / (per_thread * kGroup)) >= enough_threads;
     };
     using One = std::integral_constant<int, 1>;
     using Group = std::integral_constant<int, kGroup>;

@@ -4,7 +4,8 @@
 // own for the small shapes (K 48 or 96 into N 8-96: mma.sync m16n8k16, weights in shared
 // memory, bias in the accumulators, each output written once) made the forward slower, fp16
 // 41.24 -> 41.98 ms and bf16 46.08 -> 46.56 ms, and so did an earlier thread-per-output
-// kernel for the narrow maps (552af5e).
+// kernel for the narrow maps (552af5e). Maps with at most 8 outputs or 4 inputs have their
+// own kernels (narrow_linear.cuh).
 #include <cublas_v2.h>
 
 #include <mutex>
@@ -12,6 +13,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/gemm.cuh"
+#include "kernels/cuda/narrow_linear.cuh"
 #include "kernels/op_checks.h"
 
 namespace voxmamba::kernels::cuda {
@@ -83,6 +85,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
   }
   Tensor y = empty_like_device(out_shape, x, out_type);
   const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = x.numel() / in;
+  if (narrow_linear(x, weight, bias, y)) return y;
   // The bias is written first (in the output type) and the product accumulated onto it.
   if (bias.defined()) fill_rows_with_bias(out_type, ptr(bias), y.raw_data(), rows, out);
   gemm(x.dtype(), x.raw_data(), weight.raw_data(), y.raw_data(), rows, out, in, in, out, out, bias.defined(),

@@ -157,6 +157,13 @@ std::vector<OpCase> all_cases() {
   // that still leaves 512 threads per multiprocessor: this volume takes that path on GPUs of
   // up to 220 multiprocessors (10 x 11 x 8 tiles of 4^3 voxels, partial along every axis).
   cases.push_back(deform_case("deform_k3_d2_c48_whole_gpu", {1, 39, 41, 31, 48}, 3, 2, 2.0f, true));
+  // In bfloat16, where two or four threads share a voxel with two or three groups each, they
+  // hand round the taps' sample points (27 taps: the last round is partial): four threads of
+  // three groups as at base stage 1, four of two, and two of two, again on enough threads for
+  // GPUs of up to 220 multiprocessors.
+  cases.push_back(deform_case("deform_k3_c96_whole_gpu", {1, 29, 30, 31, 96}, 3, 1, 1.5f, true, 7));
+  cases.push_back(deform_case("deform_k3_d2_c64_whole_gpu", {1, 29, 30, 31, 64}, 3, 2, 2.0f));
+  cases.push_back(deform_case("deform_k3_d2_c32_whole_gpu", {1, 39, 41, 31, 32}, 3, 2, 2.0f, true));
   // An axis of size 1 along w, with channel vectors.
   cases.push_back(deform_case("deform_k3_w1_c16", {1, 3, 4, 1, 16}, 3, 1, 1.5f));
   cases.push_back(deform_case("deform_k3_c16_padded_offsets", {1, 4, 5, 6, 16}, 3, 1, 1.5f, true, 3));
@@ -228,8 +235,8 @@ std::vector<OpCase> all_cases() {
                    },
                    2e-5, 1e-4, true});  // no output rounding: the bfloat16 inputs are exact
 
-  // Fewer than 32 outputs ("linear_narrow" in the profile; cuBLAS measured faster there than a
-  // kernel of our own): a Mamba B projection, and a segmentation head writing float32 logits.
+  // Fewer than 32 outputs, on cuBLAS (measured faster there than a kernel of our own): a Mamba
+  // B projection.
   cases.push_back({Op::Linear, "linear_narrow_96_to_16", [](bool reference) {
                      return CALL(linear, input({2, 37, 96}, 61), input({96, 16}, 62), Tensor());
                    }});
@@ -245,10 +252,31 @@ std::vector<OpCase> all_cases() {
                                    with_bias ? param({out}, 83) : Tensor());
                      }});
   }
+  // A segmentation head writing float32 logits.
   cases.push_back({Op::Linear, "linear_head_48_to_3_float32_output", [](bool reference) {
                      return CALL(linear, input({1, 5, 6, 7, 48}, 63), input({48, 3}, 64), param({3}, 65), DType::f32);
                    },
                    2e-5, 1e-4, true});
+  // At most 8 outputs or 4 inputs: the GPU's own kernels (narrow_linear.cuh) where the rows
+  // allow 16-byte vectors, cuBLAS where they do not (12 inputs in 16-bit types, 6 outputs
+  // from 2 inputs). Outputs padded to four and to eight; one input channel, as in enc0's skip.
+  const std::vector<std::array<std::int64_t, 4>> narrow_linears = {
+      {1001, 48, 6, 1}, {77, 16, 8, 0}, {45, 12, 2, 1}, {1003, 1, 48, 1},
+      {91, 3, 16, 0},   {64, 4, 24, 1}, {35, 2, 6, 1}};
+  for (const auto& [rows, in, out, with_bias] : narrow_linears) {
+    const std::string name = "linear_narrow_" + std::to_string(in) + "_to_" + std::to_string(out) + "_rows" +
+                             std::to_string(rows) + (with_bias ? "_bias" : "");
+    cases.push_back({Op::Linear, name, [=](bool reference) {
+                       return CALL(linear, input({1, rows, in}, 84), input({in, out}, 85),
+                                   with_bias ? param({out}, 86) : Tensor());
+                     }});
+  }
+  cases.push_back(
+      {Op::Linear, "linear_narrow_1_to_8_float32_output",
+       [](bool reference) {
+         return CALL(linear, input({2, 3, 4, 5, 1}, 87), input({1, 8}, 88), param({8}, 89), DType::f32);
+       },
+       2e-5, 1e-4, true});
 
   const VolumeShape volume{3, 4, 5};
   for (TokenOrder order : kTokenOrders) {
