@@ -75,7 +75,8 @@ Shape conv3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& b
   return out;
 }
 
-Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                    const Tensor& skip) {
   const char* op = "conv_transpose3d";
   check_rank(x, 5, op, "input");
   check_rank(weight, 3, op, "weight");
@@ -83,7 +84,17 @@ Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const
     fail(op, "weight " + shape_string(weight.shape()) + " does not fit input " + shape_string(x.shape()));
   }
   check_vector(bias, weight.dim(2), op, "bias");
-  return {x.dim(0), 2 * x.dim(1), 2 * x.dim(2), 2 * x.dim(3), weight.dim(2)};
+  const Shape upsampled = {x.dim(0), 2 * x.dim(1), 2 * x.dim(2), 2 * x.dim(3), weight.dim(2)};
+  if (skip.defined()) {
+    check_rank(skip, 5, op, "skip");
+    for (int axis = 0; axis < 4; ++axis) {
+      if (skip.dim(axis) != upsampled[axis]) {
+        fail(op, "skip " + shape_string(skip.shape()) + " does not match the upsampled " +
+                     shape_string(upsampled) + " outside the channels");
+      }
+    }
+  }
+  return upsampled;
 }
 
 void check_deform_args(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,

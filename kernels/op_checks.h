@@ -14,7 +14,9 @@ void check_vector(const Tensor& v, std::int64_t size, const char* op, const char
 void check_norm_epilogue(const Tensor& x, const NormEpilogue& epilogue);  // the residual has x's shape and type
 
 Shape conv3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p);
-Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// The upsampled shape [N,2D,2H,2W,Cout]; `skip`, when given, must be [N,2D,2H,2W,Cs].
+Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                    const Tensor& skip = Tensor());
 void check_deform_args(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
                        int kernel, int dilation, const Tensor& offset_bias);
 Shape linear_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias);

@@ -89,8 +89,8 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   }
   return VOXMAMBA_DISPATCH_AS(label, Op::Conv3d, x, conv3d, x, weight, bias, params);
 }
-Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  return VOXMAMBA_DISPATCH(Op::ConvTranspose3d, x, conv_transpose3d_k2s2, x, weight, bias);
+Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& skip) {
+  return VOXMAMBA_DISPATCH(Op::ConvTranspose3d, x, conv_transpose3d_k2s2, x, weight, bias, skip);
 }
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
                        int kernel, int dilation, const Tensor& offset_bias) {

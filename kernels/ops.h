@@ -105,8 +105,11 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 
 // Transposed conv with kernel 2, stride 2: x [N,D,H,W,Cin], weight [Cin, 8, Cout] (the 8
 // sub-voxel positions in d,h,w raster order) -> [N,2D,2H,2W,Cout]. Each input voxel writes
-// its own 2x2x2 block, so this is one GEMM and a scatter.
-Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// its own 2x2x2 block, so this is one GEMM and a scatter. With `skip` [N,2D,2H,2W,Cs] of x's
+// type (the decoder's UpBlock), the result is concat[upsampled, skip] along channels,
+// [N,2D,2H,2W,Cout+Cs], which the GPU writes in one pass instead of a scatter and a concat.
+Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                             const Tensor& skip = Tensor());
 
 // Deformable depthwise conv of network.md, same-size output:
 //   y[p,c] = b[c] + sum_k w[k,c] * trilinear(x[.,c], p + dilation*t_k + offsets[p,k,:])

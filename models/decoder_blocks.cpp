@@ -33,8 +33,7 @@ UpBlock UpBlock::load(const ParameterReader& reader) {
 }
 
 Tensor UpBlock::forward(const Tensor& x, const Tensor& skip) const {
-  const Tensor upsampled = kernels::conv_transpose3d_k2s2(x, up_weight, Tensor());
-  return res.forward(kernels::concat_channels(upsampled, skip));
+  return res.forward(kernels::conv_transpose3d_k2s2(x, up_weight, Tensor(), skip));
 }
 
 }  // namespace voxmamba::models

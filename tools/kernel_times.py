@@ -28,9 +28,9 @@ import sys
 
 # First match wins: (class, substrings of the kernel's name).
 CLASSES = (
-    ("depthwise_and_deformable", ("deform_kernel", "depthwise")),
+    ("depthwise_and_deformable", ("deform_kernel", "deform_shared_points", "depthwise")),
     ("dense_convs", ("fprop", "filter_from_packed", "narrow_input", "im2col", "conv_transpose", "scatter_blocks")),
-    ("linear", ("nvjet", "gemm", "cutlass", "broadcast_rows")),
+    ("linear", ("nvjet", "gemm", "cutlass", "broadcast_rows", "few_outputs", "few_inputs")),
     ("scans", ("scan_", "causal_conv1d")),
     ("norms", ("instance_", "layer_norm")),
 )
@@ -104,7 +104,10 @@ def selftest():
                ("sm90_xmma_fprop_implicit_gemm_f16f16", "(15, 8, 1)", 1_200_000),
                ("void voxmamba::<unnamed>::narrow_input_mma_kernel<__half>(const T1 *)", "(528, 1, 1)", 170_000),
                ("void voxmamba::<unnamed>::instance_stats_kernel<__half, 8>(const T1 *)", "(1, 780, 1)", 80_000),
-               ("void voxmamba::<unnamed>::map_kernel<8, __half, Add>(long)", "(6144, 1, 1)", 20_000)]
+               ("void voxmamba::<unnamed>::map_kernel<8, __half, Add>(long)", "(6144, 1, 1)", 20_000),
+               ("void voxmamba::<unnamed>::deform_shared_points_kernel<__nv_bfloat16, 8, 3, 2>(const T1 *)",
+                "(2048, 1, 1)", 600_000),
+               ("void voxmamba::<unnamed>::few_outputs_kernel<__half, float>(const T1 *)", "(8192, 1, 1)", 70_000)]
     warmup_only = [("void voxmamba::<unnamed>::cast_kernel<float, __half>(const T1 *)", "(65, 1, 1)", 2_000)]
     text = "==PROF== Connected to process 1\n" + header
     i = 0
@@ -113,12 +116,13 @@ def selftest():
         i += 1
     text += '{"benchmark": "forward"}\n'
     kernels = read_kernels(text)
-    assert len(kernels) == 11, kernels
+    assert len(kernels) == 15, kernels
     tail = last_pass(kernels)
-    assert [short_name(k[0]) for k in tail] == [short_name(k[0]) for k in kernels[6:]], tail
+    assert [short_name(k[0]) for k in tail] == [short_name(k[0]) for k in kernels[8:]], tail
     s = summary(tail)
-    assert s["kernels"] == 5, s
-    assert abs(s["class_ms"]["depthwise_and_deformable"] - 1.4) < 1e-3, s
+    assert s["kernels"] == 7, s
+    assert abs(s["class_ms"]["depthwise_and_deformable"] - 2.0) < 1e-3, s  # both deformable kernels
+    assert abs(s["class_ms"]["linear"] - 0.07) < 1e-3, s  # the narrow linear kernel
     assert abs(s["class_ms"]["dense_convs"] - 1.37) < 1e-3, s  # cuDNN and the narrow-input kernel
     assert abs(s["class_ms"]["norms"] - 0.08) < 1e-3 and abs(s["class_ms"]["rest"] - 0.02) < 1e-3, s
     assert s["longest"][0]["kernel"] == "deform_kernel<__half, 8, 3>", s

@@ -162,8 +162,9 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   return gemm_conv3d(x, weight, bias, p, out_shape);
 }
 
-Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  const Shape out_shape = conv_transpose3d_output_shape(x, weight, bias);
+Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& skip) {
+  const Shape out_shape = conv_transpose3d_output_shape(x, weight, bias, skip);
+  check_f32_cpu(skip, "conv_transpose3d", "skip");
   const Volume5 in(x.shape()), out(out_shape);
   const std::int64_t voxels = in.N * in.D * in.H * in.W, cout = out.C;
   // One GEMM gives every input voxel's 8 output voxels: [voxels, Cin] x [Cin, 8*Cout].
@@ -186,7 +187,7 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
       }
     }
   });
-  return y;
+  return skip.defined() ? concat_channels(y, skip) : y;
 }
 
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,

@@ -8,7 +8,8 @@
 namespace voxmamba::kernels::cpu {
 
 Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& params);
-Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias);
+Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                             const Tensor& skip = Tensor());
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
                        int kernel, int dilation, const Tensor& offset_bias = Tensor());
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);

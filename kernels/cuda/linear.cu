@@ -4,7 +4,7 @@
 // own for the small shapes (K 48 or 96 into N 8-96: mma.sync m16n8k16, weights in shared
 // memory, bias in the accumulators, each output written once) made the forward slower, fp16
 // 41.24 -> 41.98 ms and bf16 46.08 -> 46.56 ms, and so did an earlier thread-per-output
-// kernel for the narrow maps (552af5e). Maps with at most 8 outputs or 4 inputs have their
+// kernel for the narrow maps (552af5e). Maps with at most 4 outputs or 4 inputs have their
 // own kernels (narrow_linear.cuh).
 #include <cublas_v2.h>
 

@@ -9,7 +9,7 @@
 
 namespace voxmamba::kernels::cuda {
 
-constexpr std::int64_t kNarrowOutputs = 8, kNarrowInputs = 4;
+constexpr std::int64_t kNarrowOutputs = 4, kNarrowInputs = 4;
 
 // y = x weight (+ bias) when the map is narrow and its rows allow 16-byte vectors; returns
 // whether it ran. y is allocated, of the output type (the input's, or float32).

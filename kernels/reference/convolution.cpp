@@ -71,8 +71,8 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   return y;
 }
 
-Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  Tensor y = Tensor::empty(conv_transpose3d_output_shape(x, weight, bias));
+Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& skip) {
+  Tensor y = Tensor::empty(conv_transpose3d_output_shape(x, weight, bias, skip));
   const Layout5 in = layout_of(x), out = layout_of(y);
   const float* xd = x.data<float>();
   const float* wd = weight.data<float>();
@@ -89,7 +89,7 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
             }
             yd[out.at(n, od, oh, ow, o)] = static_cast<float>(sum);
           }
-  return y;
+  return skip.defined() ? concat_channels(y, skip) : y;
 }
 
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,

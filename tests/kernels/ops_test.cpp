@@ -143,6 +143,19 @@ std::vector<OpCase> all_cases() {
                      const Tensor w = input({8, 8, 16}, 73);
                      return CALL(conv_transpose3d_k2s2, x, w, param({16}, 74));
                    }});
+  // The decoder's UpBlock: the skip concatenated after the upsampled channels, written in one
+  // pass on the GPU (16-byte vectors for 16 + 24 channels; element by element for 3 + 5, and
+  // two samples).
+  cases.push_back({Op::ConvTranspose3d, "transposed_bias_c16_then_skip_c24", [](bool reference) {
+                     const Tensor x = input({1, 3, 4, 5, 8}, 90);
+                     const Tensor w = input({8, 8, 16}, 91);
+                     return CALL(conv_transpose3d_k2s2, x, w, param({16}, 92), input({1, 6, 8, 10, 24}, 93));
+                   }});
+  cases.push_back({Op::ConvTranspose3d, "transposed_c3_then_skip_c5", [](bool reference) {
+                     const Tensor x = input({2, 3, 2, 5, 4}, 94);
+                     const Tensor w = input({4, 8, 3}, 95);
+                     return CALL(conv_transpose3d_k2s2, x, w, Tensor(), input({2, 6, 4, 10, 5}, 96));
+                   }});
 
   cases.push_back(deform_case("deform_k3", {2, 4, 5, 6, 3}, 3, 1, 1.5f));
   cases.push_back(deform_case("deform_k5", {1, 5, 4, 6, 4}, 5, 1, 2.5f));
@@ -257,12 +270,12 @@ std::vector<OpCase> all_cases() {
                      return CALL(linear, input({1, 5, 6, 7, 48}, 63), input({48, 3}, 64), param({3}, 65), DType::f32);
                    },
                    2e-5, 1e-4, true});
-  // At most 8 outputs or 4 inputs: the GPU's own kernels (narrow_linear.cuh) where the rows
+  // At most 4 outputs or 4 inputs: the GPU's own kernels (narrow_linear.cuh) where the rows
   // allow 16-byte vectors, cuBLAS where they do not (12 inputs in 16-bit types, 6 outputs
-  // from 2 inputs). Outputs padded to four and to eight; one input channel, as in enc0's skip.
+  // from 2 inputs) and beyond (5 outputs); one input channel, as in enc0's skip.
   const std::vector<std::array<std::int64_t, 4>> narrow_linears = {
-      {1001, 48, 6, 1}, {77, 16, 8, 0}, {45, 12, 2, 1}, {1003, 1, 48, 1},
-      {91, 3, 16, 0},   {64, 4, 24, 1}, {35, 2, 6, 1}};
+      {1001, 48, 4, 1}, {77, 16, 1, 0}, {45, 12, 2, 1}, {50, 8, 5, 0},
+      {1003, 1, 48, 1}, {91, 3, 16, 0}, {64, 4, 24, 1}, {35, 2, 6, 1}};
   for (const auto& [rows, in, out, with_bias] : narrow_linears) {
     const std::string name = "linear_narrow_" + std::to_string(in) + "_to_" + std::to_string(out) + "_rows" +
                              std::to_string(rows) + (with_bias ? "_bias" : "");
@@ -511,6 +524,12 @@ TEST(OpsDispatch, ReportsUnsupportedDeviceAndBadShapes) {
   EXPECT_THROW(conv3d(Tensor::zeros({1, 2, 2, 2}), Tensor::zeros({27, 1, 1}), Tensor(), {3, 1, 1, 1, 1}), Error);
   EXPECT_THROW(add(Tensor::zeros({2, 3}), Tensor::zeros({3, 2})), Error);
   EXPECT_THROW(linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 2}), Tensor()), Error);
+  // A skip that does not match the upsampled volume (here 2 x 2 x 3 against 2 x 2 x 2), on
+  // every backend before any work.
+  for (bool reference : {false, true}) {
+    const Tensor x = Tensor::zeros({1, 1, 1, 1, 2}), w = Tensor::zeros({2, 8, 3});
+    EXPECT_THROW(CALL(conv_transpose3d_k2s2, x, w, Tensor(), Tensor::zeros({1, 2, 2, 3, 4})), Error);
+  }
   try {
     layer_norm(Tensor(), Tensor(), Tensor(), 1e-5f);
     FAIL() << "expected an error";
