@@ -282,36 +282,42 @@ bool launch_narrow_input(const Tensor& x, const Tensor& weight, const Tensor& bi
   return true;
 }
 
-// Output voxel by output voxel, y's row: blocks[v, sub, :] plus the bias (sub = the d, h, w
+// y's rows, row by row of output voxels: blocks[v, sub, :] plus the bias (sub = the d, h, w
 // bits of the voxel within its input voxel v's 2x2x2 block), then, when `skip` is given, the
 // skip's row (cskip channels). A thread moves V channels (16 bytes when the rows allow;
-// element-at-a-time, the scatter took longer than its GEMM), and the rows of y are written
-// whole, in order. Writing the concatenation here replaces a scatter and a concat pass: H200,
-// base 128^3, fp16 (ncu), at 128^3 the scatter took 175 us and the concat 255 us.
+// element-at-a-time, the scatter took longer than its GEMM) and y is written in order. Blocks
+// walk (n, od) along z and oh along y, so that a thread divides only within its line of
+// voxels, in 32 bits: with 64-bit divisions for every coordinate this kernel was bound by
+// them (2.2 TB/s at 128^3).
+// Writing the concatenation here replaces a scatter and a concat pass: H200, base 128^3,
+// fp16 (ncu), at 128^3 the scatter took 175 us and the concat 255 us.
 template <int V, typename T>
 __global__ void scatter_blocks_kernel(const T* __restrict__ blocks, const float* __restrict__ bias,
-                                      const T* __restrict__ skip, T* __restrict__ y, std::int64_t N,
-                                      std::int64_t D, std::int64_t H, std::int64_t W, std::int64_t cout,
-                                      std::int64_t cskip) {
-  const std::int64_t up_vectors = cout / V, row_vectors = (cout + cskip) / V;
-  const std::int64_t total = N * 8 * D * H * W * row_vectors;
-  VOXMAMBA_GRID_STRIDE(i, total) {
-    const std::int64_t j = i % row_vectors, o = i / row_vectors;  // o: the output voxel
-    Vec<T, V> value;
-    if (j < up_vectors) {
-      const std::int64_t ow = o % (2 * W), oh = o / (2 * W) % (2 * H), od = o / (4 * W * H) % (2 * D),
-                         n = o / (8 * W * H * D);
-      const std::int64_t v = ((n * D + od / 2) * H + oh / 2) * W + ow / 2;
-      const std::int64_t sub = (od % 2) * 4 + (oh % 2) * 2 + ow % 2, c = j * V;
-      value.load(blocks + (v * 8 + sub) * cout + c);
-      if (bias) {
+                                      const T* __restrict__ skip, T* __restrict__ y, int N, int D, int H,
+                                      int W, int cout, int cskip) {
+  const int up_vectors = cout / V, row_vectors = (cout + cskip) / V, line = 2 * W * row_vectors;
+  for (int nd = blockIdx.z; nd < N * 2 * D; nd += gridDim.z) {
+    const int n = nd / (2 * D), od = nd % (2 * D);
+    for (int oh = blockIdx.y; oh < 2 * H; oh += gridDim.y) {
+      const std::int64_t first_voxel = (static_cast<std::int64_t>(nd) * 2 * H + oh) * 2 * W;  // of y's line
+      const std::int64_t blocks_line =
+          ((static_cast<std::int64_t>(n) * D + od / 2) * H + oh / 2) * W;  // input voxels
+      for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < line; r += gridDim.x * blockDim.x) {
+        const int ow = r / row_vectors, j = r % row_vectors;
+        Vec<T, V> value;
+        if (j < up_vectors) {
+          const int sub = (od % 2) * 4 + (oh % 2) * 2 + ow % 2, c = j * V;
+          value.load(blocks + ((blocks_line + ow / 2) * 8 + sub) * cout + c);
+          if (bias) {
 #pragma unroll
-        for (int k = 0; k < V; ++k) value.v[k] += bias[c + k];
+            for (int k = 0; k < V; ++k) value.v[k] += bias[c + k];
+          }
+        } else {
+          value.load(skip + (first_voxel + ow) * cskip + (j - up_vectors) * V);
+        }
+        value.store(y + (first_voxel * row_vectors + r) * V);
       }
-    } else {
-      value.load(skip + o * cskip + (j - up_vectors) * V);
     }
-    value.store(y + i * V);
   }
 }
 
@@ -442,18 +448,31 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
   const std::int64_t voxels = x.numel() / x.dim(4), cout = out_shape[4],
                      cskip = skip.defined() ? skip.dim(4) : 0;
   out_shape[4] = cout + cskip;
+  // The scatter's coordinates are 32-bit: N * 2D planes, 2H lines, a line's 2W (cout + cskip) values.
+  constexpr std::int64_t kLimit = std::int64_t(1) << 31;
+  if (2 * x.dim(0) * x.dim(1) >= kLimit || 2 * x.dim(2) >= kLimit ||
+      2 * x.dim(3) * (cout + cskip) >= kLimit) {
+    throw Error("conv_transpose3d: the output " + shape_string(out_shape) +
+                " is too large for the GPU scatter");
+  }
   Tensor blocks = Tensor::empty({voxels, 8 * cout}, x.dtype(), x.device());
   gemm(x.dtype(), x.raw_data(), weight.raw_data(), blocks.raw_data(), voxels, 8 * cout, x.dim(4), x.dim(4), 8 * cout,
        8 * cout, false);
   Tensor y = empty_like_device(out_shape, x);
+  if (y.numel() == 0) return y;
   with_float_type(x.dtype(), "conv_transpose3d", [&](auto tag) {
     using T = decltype(tag);
     constexpr int V = 16 / sizeof(T);
     const auto launch = [&](auto width) {
       constexpr int Width = decltype(width)::value;
-      scatter_blocks_kernel<Width, T><<<blocks_for(y.numel() / Width), kThreads, 0, stream()>>>(
-          ptr_as<T>(blocks), ptr(bias), ptr_as<T>(skip), mutable_ptr_as<T>(y), x.dim(0), x.dim(1), x.dim(2),
-          x.dim(3), cout, cskip);
+      const std::int64_t line = 2 * x.dim(3) * ((cout + cskip) / Width);
+      const dim3 grid(blocks_for(line),
+                      static_cast<unsigned int>(std::min<std::int64_t>(2 * x.dim(2), 65535)),
+                      static_cast<unsigned int>(std::min<std::int64_t>(2 * x.dim(0) * x.dim(1), 65535)));
+      scatter_blocks_kernel<Width, T><<<grid, kThreads, 0, stream()>>>(
+          ptr_as<T>(blocks), ptr(bias), ptr_as<T>(skip), mutable_ptr_as<T>(y), static_cast<int>(x.dim(0)),
+          static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)),
+          static_cast<int>(cout), static_cast<int>(cskip));
     };
     if (vector_width<T>(cout) > 1 && cskip % V == 0 && is_aligned16(blocks.raw_data()) &&
         is_aligned16(skip.defined() ? skip.raw_data() : nullptr) && is_aligned16(y.raw_data())) {
