@@ -47,11 +47,14 @@ constexpr bool kChunkedOffsets = std::is_same_v<T, f16>;
 // Whether the threads of a voxel (two at base's stage 0, four at stage 1) share the taps'
 // sample points through warp shuffles (deform_shared_points_kernel), each working out one
 // tap in two or four, rather than each working out all of them: in bfloat16 only. H200, base
-// 128^3, the forward with the graph, zero offsets, two rounds: bf16 39.23 / 39.22 ->
-// 38.76 / 38.74 ms; fp16, whose chunked offsets already read eight taps in three loads,
-// 34.71 / 34.68 -> 35.02 / 34.97 ms (its deformable convs 13.75 -> 14.07 ms, ncu).
-// Shuffling each tap's finished corners (offsets and weights, 13 values) instead of its
-// point (6) was slower in both: bf16 38.85 ms, fp16 35.69 ms.
+// 128^3, the forward with the graph, zero offsets, two rounds. As first written (its own copy
+// of the tap arithmetic): bf16 39.23 / 39.22 -> 38.76 / 38.74 ms; fp16, whose chunked
+// offsets already read eight taps in three loads, 34.71 / 34.68 -> 35.02 / 34.97 ms (its
+// deformable convs 13.75 -> 14.07 ms, ncu). Shuffling each tap's finished corners (offsets
+// and weights, 13 values) instead of its point (6) was slower in both: bf16 38.85 ms, fp16
+// 35.69 ms. As committed, with the narrow linear maps in the same build (0e8eaa2 against
+// 462c0e2): bf16 39.22 / 39.25 -> 37.93 / 37.96 ms, fp16 (the narrow maps alone) 34.69 /
+// 34.68 -> 34.39 / 34.41 ms.
 template <typename T>
 constexpr bool kSharedTapPoints = std::is_same_v<T, bf16>;
 
