@@ -84,6 +84,18 @@ OpCase deform_case(const std::string& name, Shape x_shape, int kernel, int dilat
           }};
 }
 
+// `rows` rows mapped from `in` to `out` channels, named prefix_IN_to_OUT_rowsROWS[_bias]; the
+// input, weight and bias come from seeds `seed`, `seed + 1` and `seed + 2`.
+OpCase linear_case(const std::string& prefix, std::int64_t rows, std::int64_t in, std::int64_t out,
+                   bool with_bias, std::uint64_t seed) {
+  const std::string name = prefix + "_" + std::to_string(in) + "_to_" + std::to_string(out) + "_rows" +
+                           std::to_string(rows) + (with_bias ? "_bias" : "");
+  return {Op::Linear, name, [=](bool reference) {
+            return CALL(linear, input({1, rows, in}, seed), input({in, out}, seed + 1),
+                        with_bias ? param({out}, seed + 2) : Tensor());
+          }};
+}
+
 OpCase unary_case(Op op, const std::string& name, std::function<Tensor(const Tensor&, bool)> f, float range) {
   return {op, name, [=](bool reference) { return f(input({3, 5, 7, 11}, 8, -range, range), reference); }};
 }
@@ -258,12 +270,7 @@ std::vector<OpCase> all_cases() {
   const std::vector<std::array<std::int64_t, 4>> small_linears = {
       {315, 48, 48, 1}, {66, 96, 96, 1}, {120, 48, 96, 0}, {130, 96, 8, 1}, {70001, 48, 16, 0}};
   for (const auto& [rows, in, out, with_bias] : small_linears) {
-    const std::string name = "linear_small_" + std::to_string(in) + "_to_" + std::to_string(out) + "_rows" +
-                             std::to_string(rows) + (with_bias ? "_bias" : "");
-    cases.push_back({Op::Linear, name, [=](bool reference) {
-                       return CALL(linear, input({1, rows, in}, 81), input({in, out}, 82),
-                                   with_bias ? param({out}, 83) : Tensor());
-                     }});
+    cases.push_back(linear_case("linear_small", rows, in, out, with_bias != 0, 81));
   }
   // A segmentation head writing float32 logits.
   cases.push_back({Op::Linear, "linear_head_48_to_3_float32_output", [](bool reference) {
@@ -277,12 +284,7 @@ std::vector<OpCase> all_cases() {
       {1001, 48, 4, 1}, {77, 16, 1, 0}, {45, 12, 2, 1}, {50, 8, 5, 0},
       {1003, 1, 48, 1}, {91, 3, 16, 0}, {64, 4, 24, 1}, {35, 2, 6, 1}};
   for (const auto& [rows, in, out, with_bias] : narrow_linears) {
-    const std::string name = "linear_narrow_" + std::to_string(in) + "_to_" + std::to_string(out) + "_rows" +
-                             std::to_string(rows) + (with_bias ? "_bias" : "");
-    cases.push_back({Op::Linear, name, [=](bool reference) {
-                       return CALL(linear, input({1, rows, in}, 84), input({in, out}, 85),
-                                   with_bias ? param({out}, 86) : Tensor());
-                     }});
+    cases.push_back(linear_case("linear_narrow", rows, in, out, with_bias != 0, 84));
   }
   cases.push_back(
       {Op::Linear, "linear_narrow_1_to_8_float32_output",
