@@ -122,8 +122,8 @@ void scan_channel_block(const ScanInputs& in, TokenOrder order, const VolumeShap
 Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume) {
   check_scan_args(in, volume);
   check_f32_cpu(in.u, "selective_scan", "u");
-  if (in.sum.defined()) check_f32_cpu(in.sum, "selective_scan", "sum");
-  if (in.gate.defined()) check_f32_cpu(in.gate, "selective_scan", "gate");
+  check_f32_cpu(in.sum, "selective_scan", "sum");  // absent ones pass
+  check_f32_cpu(in.gate, "selective_scan", "gate");
   const std::int64_t N = in.u.dim(0), E = in.u.dim(2), S = in.A.dim(1);
   if (S > kMaxStates) throw Error("selective_scan: at most 64 states are supported on the CPU");
   Tensor y = Tensor::empty(in.u.shape());

@@ -441,10 +441,8 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
   require_cuda_float(weight, "conv_transpose3d", "weight");
   require_same_dtype(x, weight, "conv_transpose3d", "weight");
   require_cuda_f32(bias, "conv_transpose3d", "bias");
-  if (skip.defined()) {
-    require_cuda_float(skip, "conv_transpose3d", "skip");
-    require_same_dtype(x, skip, "conv_transpose3d", "skip");
-  }
+  require_cuda_float(skip, "conv_transpose3d", "skip");  // both pass an absent skip
+  require_same_dtype(x, skip, "conv_transpose3d", "skip");
   const std::int64_t voxels = x.numel() / x.dim(4), cout = out_shape[4],
                      cskip = skip.defined() ? skip.dim(4) : 0;
   out_shape[4] = cout + cskip;
@@ -475,7 +473,7 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
           static_cast<int>(cout), static_cast<int>(cskip));
     };
     if (vector_width<T>(cout) > 1 && cskip % V == 0 && is_aligned16(blocks.raw_data()) &&
-        is_aligned16(skip.defined() ? skip.raw_data() : nullptr) && is_aligned16(y.raw_data())) {
+        is_aligned16(skip.raw_data()) && is_aligned16(y.raw_data())) {
       launch(std::integral_constant<int, V>{});
     } else {
       launch(std::integral_constant<int, 1>{});

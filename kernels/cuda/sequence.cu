@@ -524,8 +524,7 @@ Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape&
     require_same_dtype(in.u, *t, "selective_scan", "delta, B and C");
   }
   for (const Tensor* t : {&in.delta_bias, &in.A, &in.D}) require_cuda_f32(*t, "selective_scan", "parameter");
-  for (const Tensor* t : {&in.sum, &in.gate}) {
-    if (!t->defined()) continue;
+  for (const Tensor* t : {&in.sum, &in.gate}) {  // absent ones pass
     require_cuda_float(*t, "selective_scan", "sum or gate");
     require_same_dtype(in.u, *t, "selective_scan", "sum and gate");
   }
