@@ -1,0 +1,19 @@
+#pragma once
+// Row-major C[M,N] = A[M,K] B[K,N] + bias[N] as one cuBLASLt matmul whose epilogue adds the
+// bias, instead of a bias broadcast into C and a GEMM that reads it back (beta = 1).
+#include <cstdint>
+
+#include "core/device.h"
+#include "core/dtype.h"
+
+namespace voxmamba::kernels::cuda {
+
+// A and B of `type` (bfloat16 or float16; tensor cores, float accumulation), C of `c_type`
+// (`type` or float32), the bias of `c_type` (cuBLASLt's bias has the output's type).
+// Returns false, having done nothing, where cuBLASLt offers no algorithm for the shape and
+// the pointers' alignment; the caller then takes the broadcast and the GEMM.
+// The workspace comes from `device`'s allocator.
+bool gemm_bias_lt(DType type, const void* A, const void* B, const void* bias, void* C, std::int64_t M,
+                  std::int64_t N, std::int64_t K, DType c_type, const Device& device);
+
+}  // namespace voxmamba::kernels::cuda
