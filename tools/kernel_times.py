@@ -28,7 +28,9 @@ import sys
 
 # First match wins: (class, substrings of the kernel's name).
 CLASSES = (
-    ("depthwise_and_deformable", ("deform_kernel", "deform_shared_points", "depthwise")),
+    # finite_absmax and scaled_half_copy make the float16 copy that bf16 deformable convs sample.
+    ("depthwise_and_deformable", ("deform_kernel", "deform_shared_points", "depthwise", "finite_absmax",
+                                  "scaled_half_copy")),
     ("dense_convs", ("fprop", "filter_from_packed", "narrow_input", "im2col", "conv_transpose", "scatter_blocks")),
     ("linear", ("nvjet", "gemm", "cutlass", "broadcast_rows", "few_outputs", "few_inputs")),
     ("scans", ("scan_", "causal_conv1d")),
@@ -107,7 +109,9 @@ def selftest():
                ("void voxmamba::<unnamed>::map_kernel<8, __half, Add>(long)", "(6144, 1, 1)", 20_000),
                ("void voxmamba::<unnamed>::deform_shared_points_kernel<__nv_bfloat16, 8, 3, 2>(const T1 *)",
                 "(2048, 1, 1)", 600_000),
-               ("void voxmamba::<unnamed>::few_outputs_kernel<__half, float>(const T1 *)", "(8192, 1, 1)", 70_000)]
+               ("void voxmamba::<unnamed>::few_outputs_kernel<__half, float>(const T1 *)", "(8192, 1, 1)", 70_000),
+               ("void voxmamba::kernels::cuda::<unnamed>::scaled_half_copy_kernel(const uint4 *)", "(6144, 1, 1)",
+                30_000)]
     warmup_only = [("void voxmamba::<unnamed>::cast_kernel<float, __half>(const T1 *)", "(65, 1, 1)", 2_000)]
     text = "==PROF== Connected to process 1\n" + header
     i = 0
@@ -116,12 +120,12 @@ def selftest():
         i += 1
     text += '{"benchmark": "forward"}\n'
     kernels = read_kernels(text)
-    assert len(kernels) == 15, kernels
+    assert len(kernels) == 17, kernels
     tail = last_pass(kernels)
-    assert [short_name(k[0]) for k in tail] == [short_name(k[0]) for k in kernels[8:]], tail
+    assert [short_name(k[0]) for k in tail] == [short_name(k[0]) for k in kernels[9:]], tail
     s = summary(tail)
-    assert s["kernels"] == 7, s
-    assert abs(s["class_ms"]["depthwise_and_deformable"] - 2.0) < 1e-3, s  # both deformable kernels
+    assert s["kernels"] == 8, s
+    assert abs(s["class_ms"]["depthwise_and_deformable"] - 2.03) < 1e-3, s  # both deformable kernels, the copy
     assert abs(s["class_ms"]["linear"] - 0.07) < 1e-3, s  # the narrow linear kernel
     assert abs(s["class_ms"]["dense_convs"] - 1.37) < 1e-3, s  # cuDNN and the narrow-input kernel
     assert abs(s["class_ms"]["norms"] - 0.08) < 1e-3 and abs(s["class_ms"]["rest"] - 0.02) < 1e-3, s

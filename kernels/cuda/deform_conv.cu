@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/scaled_half_copy.cuh"
 #include "kernels/op_checks.h"
 
 namespace voxmamba::kernels::cuda {
@@ -23,40 +24,45 @@ struct DeformGeometry {
 };
 
 // Whether a tap's eight corners are summed in packed 16-bit FMAs (two channels per
-// instruction, no unpacking) rather than in float: in float16, whose 11-bit significand rounds
-// the trilinear sum no coarser than the input already is, for 16-byte groups. The kernel is
-// bound by instruction issue as much as by L1; on the H200 this took base's deformable convs
-// at 128^3 from 21.1 to 16.4 ms per forward with zero offsets, and to 17.9 ms (bf16: 21.3)
-// with offsets in [-0.5, 0.5]. bfloat16 keeps float sums: its 8-bit significand
-// would round each sample four times coarser than fp16, and its parity with the fp32 twin is
-// already the weaker one (base at 128^3: 99.58% argmax agreement in bf16, 99.95% in fp16).
-template <typename T, int G> constexpr bool kPackedCorners = std::is_same_v<T, f16> && G == 8;
+// instruction, no unpacking) rather than in float: for float16 samples, whose 11-bit
+// significand rounds the trilinear sum no coarser than the input already is, in 16-byte
+// groups. The kernel is bound by instruction issue as much as by L1; on the H200 this took
+// base's deformable convs at 128^3 from 21.1 to 16.4 ms per forward with zero offsets, and to
+// 17.9 ms (bf16: 21.3) with offsets in [-0.5, 0.5]. S is the samples' type: bfloat16 data is
+// sampled from a float16 copy (kHalfSamples).
+template <typename S, int G>
+constexpr bool kPackedCorners = std::is_same_v<S, f16>&& G == 8;
 
 // Whether a voxel's offsets are read eight taps at a time, in three 16-byte loads, rather than
 // three 2-byte loads a tap: each of those touched a line per voxel of the warp, about a tenth
 // of the kernel's L1 wavefronts by a count of its accesses (not profiled). On the H200 (base
 // 128^3, the deformable convs of a forward, ncu) this took fp16 from 14.21 to 13.80 ms with
 // zero offsets and from 15.51 to 14.77 ms with offsets in [-0.5, 0.5]; with no offset loads
-// at all it would be 12.71 ms.
-// The fp16 forward went from 35.27 to 34.81 ms. In bfloat16, whose float corner sums leave
-// no registers to spare at three groups a thread, the chunk spilled and the forward went
-// from 39.36 to 46.26 ms (41.0 with 8-byte loads of four taps), so it keeps the 2-byte loads.
-template <typename T>
-constexpr bool kChunkedOffsets = std::is_same_v<T, f16>;
+// at all it would be 12.71 ms. The fp16 forward went from 35.27 to 34.81 ms. With float
+// corner sums the chunk leaves no registers to spare at three groups a thread: it spilled,
+// and the bf16 forward (then summed in float) went from 39.36 to 46.26 ms. So the chunks go
+// with float16 samples, whatever the offsets' type.
+template <typename S>
+constexpr bool kChunkedOffsets = std::is_same_v<S, f16>;
 
-// Whether the threads of a voxel (two at base's stage 0, four at stage 1) share the taps'
-// sample points through warp shuffles (deform_shared_points_kernel), each working out one
-// tap in two or four, rather than each working out all of them: in bfloat16 only. H200, base
-// 128^3, the forward with the graph, zero offsets, two rounds. As first written (its own copy
-// of the tap arithmetic): bf16 39.23 / 39.22 -> 38.76 / 38.74 ms; fp16, whose chunked
-// offsets already read eight taps in three loads, 34.71 / 34.68 -> 35.02 / 34.97 ms (its
-// deformable convs 13.75 -> 14.07 ms, ncu). Shuffling each tap's finished corners (offsets
-// and weights, 13 values) instead of its point (6) was slower in both: bf16 38.85 ms, fp16
-// 35.69 ms. As committed, with the narrow linear maps in the same build (0e8eaa2 against
-// 462c0e2): bf16 39.22 / 39.25 -> 37.93 / 37.96 ms, fp16 (the narrow maps alone) 34.69 /
-// 34.68 -> 34.39 / 34.41 ms.
+// Whether bfloat16 data is sampled from its scaled float16 copy (scaled_half_copy.cuh), to sum
+// the corners in packed half2 and read the offsets in chunks, as float16 does; the offsets
+// stay bfloat16 and the sums of the taps float. A bfloat16 value converts to float16 exactly
+// (the scale keeps it in range), and the half2 corner sums round finer than bfloat16 holds
+// its values, so the result differs from float corner sums only by that rounding. H200, base
+// 128^3, the forward with the graph, two rounds: bf16 37.66 / 37.64 -> 34.41 / 34.41 ms, and
+// 38.17 -> 35.46 ms with offsets in [-0.5, 0.5]; the copies (a maximum and a copy per conv)
+// take 0.17 ms of it. Parity with the fp32 twin stays where it was (base at 128^3: 99.588%
+// argmax agreement, as with float sums). Before this, the threads of a voxel shared the taps'
+// sample points through warp shuffles in bfloat16 (bf16 39.2 -> 38.8 ms at the time, removed
+// as it no longer applies); in fp16, with chunked offsets, that sharing was slower.
 template <typename T>
-constexpr bool kSharedTapPoints = std::is_same_v<T, bf16>;
+constexpr bool kHalfSamples = std::is_same_v<T, bf16>;
+
+template <typename S>
+struct SampleType {
+  using type = S;
+};
 
 // Calls f(offset, weight) for the eight trilinear corners of a sample: offset od[a] + oh[b] +
 // ow[e] from the group's first channel, weight corner[a][b][e].
@@ -156,6 +162,15 @@ __device__ __forceinline__ void start_with_bias(const float* __restrict__ bias, 
   }
 }
 
+template <typename T, int G, int Q>
+__device__ __forceinline__ void rescale(float factor, Vec<T, G> (&acc)[Q]) {
+#pragma unroll
+  for (int q = 0; q < Q; ++q) {
+#pragma unroll
+    for (int c = 0; c < G; ++c) acc[q].v[c] *= factor;
+  }
+}
+
 // A tap's sample point: its low neighbour along each axis and the fractions past it. The
 // position is clamped to [-2, size + 1] first, where every neighbour is already outside, so
 // that wild offsets cannot overflow the int conversions.
@@ -177,14 +192,6 @@ __device__ __forceinline__ SamplePoint tap_point(int d, int h, int w, int kd, in
               cx = fminf(fmaxf(x, -2.0f), g.W + 1.0f);
   const float fz = floorf(cz), fy = floorf(cy), fx = floorf(cx);
   return {static_cast<int>(fz), static_cast<int>(fy), static_cast<int>(fx), cz - fz, cy - fy, cx - fx};
-}
-
-// Lane `source` of each segment of S lanes gives its point to the lanes of `mask`.
-template <int S>
-__device__ __forceinline__ SamplePoint shuffle_point(const SamplePoint& p, unsigned mask, int source) {
-  return {__shfl_sync(mask, p.d0, source, S), __shfl_sync(mask, p.h0, source, S),
-          __shfl_sync(mask, p.w0, source, S), __shfl_sync(mask, p.tz, source, S),
-          __shfl_sync(mask, p.ty, source, S), __shfl_sync(mask, p.tx, source, S)};
 }
 
 // Whether both neighbours along some axis lie outside, so that the sample reads zero.
@@ -224,13 +231,13 @@ __device__ __forceinline__ Corners corners_of(const SamplePoint& s, const Deform
 
 // acc[q] += tap_weight * sample for the thread's Q groups of G channels, group q's first
 // channel at first + q * step; `tap_weights` is the tap's row of the weight.
-template <typename T, int G, int Q>
-__device__ __forceinline__ void add_sample(const T* xn, const float* tap_weights, int first, int step,
+template <typename S, typename T, int G, int Q>
+__device__ __forceinline__ void add_sample(const S* xn, const float* tap_weights, int first, int step,
                                            const Corners& k, Vec<T, G> (&acc)[Q]) {
 #pragma unroll
   for (int q = 0; q < Q; ++q) {
     float sampled[G];
-    sum_corners<T, G>(xn + first + q * step, k.od, k.oh, k.ow, k.weight, sampled);
+    sum_corners<S, G>(xn + first + q * step, k.od, k.oh, k.ow, k.weight, sampled);
     Vec<float, G> tap_weight;  // 16-byte loads when G > 1: C is a multiple of G
     tap_weight.load(tap_weights + first + q * step);
 #pragma unroll
@@ -270,11 +277,17 @@ __device__ __forceinline__ void add_sample(const T* xn, const float* tap_weights
 // two with strips of 4 at one block per SM, 39.1 ms; strips of 2 with two or three groups,
 // which spilled, 41.2 and 45.3 ms. The geometry each thread then computes for fewer channels
 // costs more than the loads it saves: issue and latency, not L1 bytes, bound this kernel.
-template <typename T, int G, int Q, bool ChunkedOffsets>
+//
+// S is the type of the samples read, T that of the offsets and the output: S = T, or float16
+// samples of bfloat16 data (kHalfSamples), read from x's scaled half copy. There every sum is
+// made at that scale (the bias scaled to it first) and scaled back before the store; the
+// scale is a power of two, so the result is that of the unscaled sums.
+template <typename T, typename S, int G, int Q, bool ChunkedOffsets>
 __global__ void __launch_bounds__(256, 2)
-    deform_kernel(const T* __restrict__ x, const T* __restrict__ offsets, const float* __restrict__ weight,
+    deform_kernel(const S* __restrict__ x, const T* __restrict__ offsets, const float* __restrict__ weight,
                   const float* __restrict__ bias, const float* __restrict__ offset_bias, T* __restrict__ y,
-                  DeformGeometry g) {
+                  DeformGeometry g, const float* __restrict__ sample_absmax) {
+  constexpr bool kScaled = !std::is_same_v<T, S>;
   const int threads_per_voxel = g.C / (G * Q), taps = g.kernel * g.kernel * g.kernel;
   VOXMAMBA_GRID_STRIDE(i, voxel_slots(g) * threads_per_voxel) {
     const int j = static_cast<int>(i % threads_per_voxel);
@@ -282,11 +295,16 @@ __global__ void __launch_bounds__(256, 2)
     if (!voxel.inside) continue;
     const int d = voxel.d, h = voxel.h, w = voxel.w;
     const T* delta = offsets + voxel.p * g.offset_stride;
-    const T* xn = x + voxel.sample_start * g.C;
+    const S* xn = x + voxel.sample_start * g.C;
     // Group q's first channel is first + q * step.
     const int first = j * G, step = threads_per_voxel * G;
     Vec<T, G> acc[Q];
     start_with_bias(bias, first, step, acc);
+    float scale = 1.0f;
+    if constexpr (kScaled) {
+      scale = half_copy_scale(*sample_absmax);
+      rescale(scale, acc);
+    }
     int kd = 0, kh = 0, kw = 0;
     // Tap k (taken in order) with its offsets (dz, dy, dx).
     const auto add_tap = [&](int k, float dz, float dy, float dx) {
@@ -299,7 +317,7 @@ __global__ void __launch_bounds__(256, 2)
       // at base's 64^3, 32^3, 16^3 and 8^3 (the 5^3 taps: 4%, 7%, 14%, 27%). H200, fp16, the
       // deformable convs of a base 128^3 forward (ncu): 16.3 ms without the skip, 14.2 ms.
       if (wholly_outside(point, g)) return;
-      add_sample<T, G, Q>(xn, weight + k * g.C, first, step, corners_of(point, g), acc);
+      add_sample<S, T, G, Q>(xn, weight + k * g.C, first, step, corners_of(point, g), acc);
     };
     if constexpr (!ChunkedOffsets) {
 #pragma unroll 1
@@ -325,59 +343,7 @@ __global__ void __launch_bounds__(256, 2)
         }
       }
     }
-#pragma unroll
-    for (int q = 0; q < Q; ++q) acc[q].store(y + voxel.p * g.C + first + q * step);
-  }
-}
-
-// deform_kernel where a voxel's channels span S = 2 or 4 threads (consecutive lanes): each
-// lane works out the sample point of every S-th tap only, and the S lanes hand theirs round
-// through shuffles, instead of each working out all of them. The sums are the same, in the
-// same order, and a lane reads only its own taps' offsets. Used in bfloat16 only
-// (kSharedTapPoints).
-template <typename T, int G, int Q, int S>
-__global__ void __launch_bounds__(256, 2)
-    deform_shared_points_kernel(const T* __restrict__ x, const T* __restrict__ offsets,
-                                const float* __restrict__ weight, const float* __restrict__ bias,
-                                const float* __restrict__ offset_bias, T* __restrict__ y, DeformGeometry g) {
-  static_assert(S == 2 || S == 4, "a voxel's lanes must split a warp evenly and be few");
-  const int taps = g.kernel * g.kernel * g.kernel;
-  const int lane = static_cast<int>(threadIdx.x % 32);
-  const unsigned voxel_lanes = ((1u << S) - 1u) << (lane / S * S);
-  // The grid-stride loop covers a multiple of S threads, so a voxel's S lanes take the same
-  // trips and leave together.
-  VOXMAMBA_GRID_STRIDE(i, voxel_slots(g) * S) {
-    const int j = static_cast<int>(i % S);
-    const Voxel voxel = voxel_of_slot(i / S, g);
-    if (!voxel.inside) continue;  // the voxel's S lanes all leave
-    const T* delta = offsets + voxel.p * g.offset_stride;
-    const T* xn = x + voxel.sample_start * g.C;
-    const int first = j * G, step = S * G;
-    Vec<T, G> acc[Q];
-    start_with_bias(bias, first, step, acc);
-    // This lane's taps are j, j + S, ...
-    int kd = j / (g.kernel * g.kernel), kh = j / g.kernel % g.kernel, kw = j % g.kernel;
-#pragma unroll 1
-    for (int k0 = 0; k0 < taps; k0 += S) {
-      // Past the last tap: a point whose neighbours are all outside.
-      SamplePoint mine{-4, -4, -4, 0.0f, 0.0f, 0.0f};
-      const int k = k0 + j;
-      if (k < taps) {
-        mine = tap_point(voxel.d, voxel.h, voxel.w, kd, kh, kw, k, to_f32(delta[3 * k]),
-                         to_f32(delta[3 * k + 1]), to_f32(delta[3 * k + 2]), offset_bias, g);
-      }
-#pragma unroll
-      for (int s = 0; s < S; ++s) {
-        if (++kw == g.kernel) kw = 0, kh += 1;
-        if (kh == g.kernel) kh = 0, kd += 1;
-      }
-#pragma unroll 1
-      for (int s = 0; s < S; ++s) {
-        const SamplePoint point = shuffle_point<S>(mine, voxel_lanes, s);
-        if (wholly_outside(point, g)) continue;  // the same point for the S lanes
-        add_sample<T, G, Q>(xn, weight + (k0 + s) * g.C, first, step, corners_of(point, g), acc);
-      }
-    }
+    if constexpr (kScaled) rescale(1.0f / scale, acc);
 #pragma unroll
     for (int q = 0; q < Q; ++q) acc[q].store(y + voxel.p * g.C + first + q * step);
   }
@@ -408,33 +374,33 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     // three groups would leave most of the GPU idle while each thread walks all 343 taps.
     constexpr int kGroup = 16 / sizeof(T);
     const std::int64_t slots = voxel_slots(g);
-    // Offsets rows of a multiple of 16 bytes (the model pads them so) are read in chunks in
-    // float16 (kChunkedOffsets).
+    // Offsets rows of a multiple of 16 bytes (the model pads them so) are read in chunks with
+    // float16 samples (kChunkedOffsets).
     const bool chunked = (g.offset_stride * static_cast<std::int64_t>(sizeof(T))) % 16 == 0 &&
                          is_aligned16(offsets.raw_data());
     const auto launch = [&](auto group, auto per_thread) {
       constexpr int G = decltype(group)::value, Q = decltype(per_thread)::value;
       const int threads_per_voxel = g.C / (G * Q);
-      const auto go = [&](auto chunked_offsets) {
-        deform_kernel<T, G, Q, decltype(chunked_offsets)::value>
+      // Samples of type S from `samples` (x, or its scaled half copy with its maximum).
+      const auto go = [&](auto sample_type, auto chunked_offsets, const void* samples, const float* absmax) {
+        using S = typename decltype(sample_type)::type;
+        deform_kernel<T, S, G, Q, decltype(chunked_offsets)::value>
             <<<blocks_for(slots * threads_per_voxel), kThreads, 0, stream()>>>(
-                ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias),
-                mutable_ptr_as<T>(y), g);
+                static_cast<const S*>(samples), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias),
+                mutable_ptr_as<T>(y), g, absmax);
       };
-      const auto go_shared = [&](auto lanes) {
-        constexpr int S = decltype(lanes)::value;
-        deform_shared_points_kernel<T, G, Q, S><<<blocks_for(slots * S), kThreads, 0, stream()>>>(
-            ptr_as<T>(x), ptr_as<T>(offsets), ptr(weight), ptr(bias), ptr(offset_bias), mutable_ptr_as<T>(y),
-            g);
-      };
-      if constexpr (kSharedTapPoints<T> && G > 1 && Q > 1) {
-        if (threads_per_voxel == 2) return go_shared(std::integral_constant<int, 2>{});
-        if (threads_per_voxel == 4) return go_shared(std::integral_constant<int, 4>{});
+      if constexpr (kHalfSamples<T> && G == 8) {
+        if (can_make_scaled_half_copy(x)) {
+          const ScaledHalfCopy copy = make_scaled_half_copy(x);
+          if (chunked)
+            return go(SampleType<f16>{}, std::true_type{}, copy.values.raw_data(), ptr(copy.absmax));
+          return go(SampleType<f16>{}, std::false_type{}, copy.values.raw_data(), ptr(copy.absmax));
+        }
       }
       if constexpr (kChunkedOffsets<T>) {
-        if (chunked) return go(std::true_type{});
+        if (chunked) return go(SampleType<T>{}, std::true_type{}, x.raw_data(), nullptr);
       }
-      go(std::false_type{});
+      go(SampleType<T>{}, std::false_type{}, x.raw_data(), nullptr);
     };
     const std::int64_t enough_threads = std::int64_t(512) * multiprocessor_count();
     const auto fits = [&](int per_thread) {

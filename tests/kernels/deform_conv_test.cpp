@@ -1,8 +1,11 @@
 // The deformable depthwise conv against the plain depthwise conv (network.md, D-LKA): zero
 // offsets give the plain conv; an integer offset shared by all taps gives the plain conv
 // read at the shifted voxel, with zeros outside the volume.
+#include <algorithm>
 #include <array>
+#include <cmath>
 
+#include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "kernels/reference/reference_ops.h"
 #include "tests/test_util.h"
@@ -123,6 +126,53 @@ TEST(DeformConv, PaddedOffsetRowsIgnoreTheirExtraChannelsAndShortRowsAreRefused)
     EXPECT_NE(std::string(e.what()).find("offsets must have at least 3*K^3 = 81 channels"), std::string::npos)
         << e.what();
   }
+}
+
+// Channels [first, last) of a float32 CPU tensor [..., C].
+Tensor channels(const Tensor& t, std::int64_t first, std::int64_t last) {
+  const std::int64_t C = t.dim(t.rank() - 1), rows = t.numel() / C;
+  Shape shape = t.shape();
+  shape.back() = last - first;
+  Tensor out = Tensor::empty(shape);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    std::copy_n(t.data<float>() + r * C + first, last - first, out.data<float>() + r * (last - first));
+  }
+  return out;
+}
+
+TEST(DeformConvCuda, Bf16ValuesBeyondFloat16RangeMatchTheReference) {
+  // On the GPU, bfloat16 data is sampled from a float16 copy scaled by a power of two into
+  // float16's range (scaled_half_copy.cuh): values of 10^6, which float16 cannot hold, must
+  // give the reference's result, and channels of ordinary size beside them must keep their
+  // precision. Unscaled, the large channels would read infinity.
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
+  initialize_cuda();
+  const Shape shape{1, 9, 10, 11, 48};
+  const int kernel = 3, dilation = 2, taps = 27;
+  Tensor x = random_tensor(shape, 1);
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    if (i % 48 < 8) x.data<float>()[i] *= 1e6f;
+  }
+  const auto bf16_values = [](const Tensor& t) {
+    return reference::cast(reference::cast(t, DType::bf16), DType::f32);
+  };
+  x = bf16_values(x);
+  const Tensor offsets = bf16_values(random_tensor({1, 9, 10, 11, 3 * taps}, 2, -1.5f, 1.5f));
+  const Tensor w = random_tensor({taps, 48}, 3), b = random_tensor({48}, 4);
+  const Tensor expected = reference::deform_dwconv3d(x, offsets, w, b, kernel, dilation);
+  const Device gpu = Device::cuda(0);
+  const Tensor actual = cast(deform_dwconv3d(cast(x.to(gpu), DType::bf16), cast(offsets.to(gpu), DType::bf16),
+                                             w.to(gpu), b.to(gpu), kernel, dilation),
+                             DType::f32)
+                            .to(Device::cpu());
+  // Each set of channels to the bfloat16 tolerance of ops_test, relative to its own largest value.
+  EXPECT_TRUE(close(channels(actual, 0, 8), channels(expected, 0, 8), 1e-2));
+  EXPECT_TRUE(close(channels(actual, 8, 48), channels(expected, 8, 48), 1e-2));
+  float largest = 0.0f;
+  for (std::int64_t i = 0; i < expected.numel(); i += 48)
+    largest = std::max(largest, std::fabs(expected.data<float>()[i]));
+  EXPECT_GT(largest, 65504.0f) << "channel 0 of the output must lie beyond float16's range";
 }
 
 }  // namespace

@@ -182,10 +182,9 @@ std::vector<OpCase> all_cases() {
   // that still leaves 512 threads per multiprocessor: this volume takes that path on GPUs of
   // up to 220 multiprocessors (10 x 11 x 8 tiles of 4^3 voxels, partial along every axis).
   cases.push_back(deform_case("deform_k3_d2_c48_whole_gpu", {1, 39, 41, 31, 48}, 3, 2, 2.0f, true));
-  // In bfloat16, where two or four threads share a voxel with two or three groups each, they
-  // hand round the taps' sample points (27 taps: the last round is partial): four threads of
-  // three groups as at base stage 1, four of two, and two of two, again on enough threads for
-  // GPUs of up to 220 multiprocessors.
+  // Four threads a voxel with three groups each, as at base stage 1, four with two, and two
+  // with two, again on enough threads for GPUs of up to 220 multiprocessors; in bfloat16 each
+  // samples the float16 copy of its input (deform_conv.cu, kHalfSamples).
   cases.push_back(deform_case("deform_k3_c96_whole_gpu", {1, 29, 30, 31, 96}, 3, 1, 1.5f, true, 7));
   cases.push_back(deform_case("deform_k3_d2_c64_whole_gpu", {1, 29, 30, 31, 64}, 3, 2, 2.0f));
   cases.push_back(deform_case("deform_k3_d2_c32_whole_gpu", {1, 39, 41, 31, 32}, 3, 2, 2.0f, true));
