@@ -5,7 +5,11 @@
 // memory, bias in the accumulators, each output written once) made the forward slower, fp16
 // 41.24 -> 41.98 ms and bf16 46.08 -> 46.56 ms, and so did an earlier thread-per-output
 // kernel for the narrow maps (552af5e). Maps with at most 4 outputs or 4 inputs have their
-// own kernels (narrow_linear.cuh).
+// own kernels (narrow_linear.cuh). Also measured and dropped: a kernel for the offset heads
+// (48 or 96 inputs into 1032 outputs; mma.sync, a block's 120 columns of weights kept in
+// shared memory, tiles of 64 rows staged so that each row leaves in 16-byte stores). At 64^3
+// it took 390 us where cuBLAS takes 323 (fp16), and the forward went from 34.06 / 34.08 to
+// 34.29 / 34.29 ms (fp16) and from 34.35 / 34.42 to 34.48 / 34.49 ms (bf16).
 #include <cublas_v2.h>
 
 #include <mutex>
