@@ -31,7 +31,7 @@ struct DeformGeometry {
 // 17.9 ms (bf16: 21.3) with offsets in [-0.5, 0.5]. S is the samples' type: bfloat16 data is
 // sampled from a float16 copy (kHalfSamples).
 template <typename S, int G>
-constexpr bool kPackedCorners = std::is_same_v<S, f16>&& G == 8;
+constexpr bool kPackedCorners = (std::is_same_v<S, f16> && G == 8);
 
 // Whether a voxel's offsets are read eight taps at a time, in three 16-byte loads, rather than
 // three 2-byte loads a tap: each of those touched a line per voxel of the warp, about a tenth
