@@ -28,7 +28,8 @@ import sys
 
 # First match wins: (class, substrings of the kernel's name).
 CLASSES = (
-    # finite_absmax and scaled_half_copy make the float16 copy that bf16 deformable convs sample.
+    # finite_absmax and scaled_half_copy make the float16 copy that bf16 deformable convs sample;
+    # deform_shared_points is the bf16 kernel before 99c52a6, in older tables of bench/results.
     ("depthwise_and_deformable", ("deform_kernel", "deform_shared_points", "depthwise", "finite_absmax",
                                   "scaled_half_copy")),
     ("dense_convs", ("fprop", "filter_from_packed", "narrow_input", "im2col", "conv_transpose", "scatter_blocks")),

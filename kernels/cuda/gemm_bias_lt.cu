@@ -51,7 +51,7 @@ struct Plan {
 };
 
 using Key = std::tuple<int, int, std::int64_t, std::int64_t, std::int64_t, std::uint32_t, std::uint32_t,
-                       std::uint32_t, std::uint32_t>;
+                       std::uint32_t>;
 
 std::unique_ptr<Plan> make_plan(DType type, DType c_type, std::int64_t M, std::int64_t N, std::int64_t K,
                                 const std::uint32_t (&alignment)[4]) {
@@ -97,10 +97,11 @@ bool gemm_bias_lt(DType type, const void* A, const void* B, const void* bias, vo
   if (type == DType::f32 || M == 0 || N == 0 || K == 0) return false;
   static std::mutex mutex;
   static std::map<Key, std::unique_ptr<Plan>> plans;
-  // Lt's A, B and C/D are our B, A and C; the bias is read in 16-byte vectors when it can be.
+  // Lt's A, B and C/D are our B, A and C. The plan does not depend on the bias pointer, which
+  // is set on it for each call.
   const std::uint32_t alignment[4] = {alignment_of(B), alignment_of(A), alignment_of(C), alignment_of(C)};
-  const Key key{static_cast<int>(type), static_cast<int>(c_type), M, N, K, alignment[0], alignment[1],
-                alignment[2],           alignment_of(bias)};
+  const Key key{
+      static_cast<int>(type), static_cast<int>(c_type), M, N, K, alignment[0], alignment[1], alignment[2]};
   // Held to the launch: the bias pointer is set on the plan's shared descriptor.
   std::lock_guard<std::mutex> lock(mutex);
   auto found = plans.find(key);
