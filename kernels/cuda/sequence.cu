@@ -236,27 +236,26 @@ __global__ void scan_chunk_summary_kernel(ScanPointers<T> p, float* chunk_dt, fl
 // Composes (decay, state) pairs in order: incoming[c] = decay[c-1] * incoming[c-1] + state[c-1],
 // where chunk c's decay of state s of channel e is exp(A[e, s] * chunk_dt[c, e]): one float a
 // chunk and channel is read instead of S (the pass is bound by memory). Overwrites
-// chunk_state with each chunk's incoming state. A block holds kCarryLanes (sample, channel,
-// state) lanes by kCarrySegments segments of the chunks. At stage 0 there are 4,096 chunks,
-// and one thread walking them all took 0.54 ms a scan (Nsight Compute, H200), more than the
-// scan itself: here each thread composes its segment's pairs into one (the pairs compose as
-// (a2 a1, a2 b1 + b2)), the segments' incoming states follow from the earlier segments'
-// compositions in shared memory, and each thread rewalks its segment from its incoming
-// state. Fixed order, so the result is deterministic. 8 lanes (one 32-byte sector) by 128
-// segments: 32 by 32 gave stage 0's 1,536 lanes only 48 blocks for 132 multiprocessors.
-constexpr int kCarryLanes = 8, kCarrySegments = 128;
-
-__global__ void __launch_bounds__(kCarryLanes * kCarrySegments)
+// chunk_state with each chunk's incoming state. A block holds blockDim.x (sample, channel,
+// state) lanes by blockDim.y segments of the chunks (carry_shape). With 4,096 chunks at stage
+// 0 (of 64 tokens then), one thread walking them all took 0.54 ms a scan (Nsight Compute,
+// H200), more than the scan itself: here each thread composes its segment's pairs into one
+// (the pairs compose as (a2 a1, a2 b1 + b2)), the segments' incoming states follow from the
+// earlier segments' compositions in shared memory, and each thread rewalks its segment from
+// its incoming state. Fixed order, so the result is deterministic.
+__global__ void __launch_bounds__(1024)
     scan_carry_kernel(const float* __restrict__ chunk_dt, const float* __restrict__ A,
                       float* __restrict__ chunk_state, std::int64_t chunks, std::int64_t E, std::int64_t S) {
-  __shared__ float segment_decay[kCarrySegments][kCarryLanes], segment_state[kCarrySegments][kCarryLanes];
-  const int lane = threadIdx.x, segment = threadIdx.y;
-  const std::int64_t lanes = E * S, es = blockIdx.x * static_cast<std::int64_t>(kCarryLanes) + lane,
+  extern __shared__ float carry_shared[];  // decays then states, [segment][lane] each
+  const int lane = threadIdx.x, segment = threadIdx.y, lanes_per_block = blockDim.x, segments = blockDim.y;
+  float* segment_decay = carry_shared;
+  float* segment_state = carry_shared + segments * lanes_per_block;
+  const std::int64_t lanes = E * S, es = blockIdx.x * static_cast<std::int64_t>(lanes_per_block) + lane,
                      n = blockIdx.y;
   const bool active = es < lanes;
   const std::int64_t e = active ? es / S : 0;
   const float a_log2 = active ? A[es] * 1.4426950408889634f : 0.0f;  // A is [E, S]: row es of the lanes
-  const std::int64_t per_segment = (chunks + kCarrySegments - 1) / kCarrySegments;
+  const std::int64_t per_segment = (chunks + segments - 1) / segments;
   const std::int64_t c0 = min(chunks, segment * per_segment), c1 = min(chunks, c0 + per_segment);
   const std::int64_t base = n * chunks * lanes + es, dt_base = n * chunks * E + e;
   float decay = 1.0f, state = 0.0f;
@@ -268,18 +267,32 @@ __global__ void __launch_bounds__(kCarryLanes * kCarrySegments)
       decay *= a;
     }
   }
-  segment_decay[segment][lane] = decay;
-  segment_state[segment][lane] = state;
+  segment_decay[segment * lanes_per_block + lane] = decay;
+  segment_state[segment * lanes_per_block + lane] = state;
   __syncthreads();
-  if (!active) return;
+  if (!active || c0 == c1) return;
   float carry = 0.0f;
-  for (int s = 0; s < segment; ++s) carry = segment_decay[s][lane] * carry + segment_state[s][lane];
+  for (int s = 0; s < segment; ++s) {
+    carry = segment_decay[s * lanes_per_block + lane] * carry + segment_state[s * lanes_per_block + lane];
+  }
 #pragma unroll 8
   for (std::int64_t c = c0; c < c1; ++c) {
     const float a = fast_exp2(a_log2 * chunk_dt[dt_base + c * E]), b = chunk_state[base + c * lanes];
     chunk_state[base + c * lanes] = carry;
     carry = a * carry + b;
   }
+}
+
+// The carry kernel's block: up to 16 chunks a segment, in a power of two of segments up to
+// 128, by at least 8 lanes (one 32-byte sector of each chunk's states) and 256 threads where
+// the segments leave room. Stage 0 of base (2,048 chunks) gets 128 segments of 16 chunks by
+// 8 lanes, as all stages did before. That gave stage 3 (32 chunks) 1,536 blocks of 1,024
+// threads, nearly all idle: H200, Nsight Compute, 44.5 us a carry there, 4.0 us now; stage 1
+// (512 chunks) 29 us, now 11.
+dim3 carry_shape(std::int64_t chunks) {
+  unsigned int segments = 1;
+  while (segments < 128 && segments * std::int64_t(16) < chunks) segments *= 2;
+  return dim3(std::max(8u, 256u / segments), segments);
 }
 
 template <int kStates, typename T>
@@ -302,7 +315,9 @@ __global__ void scan_output_kernel(ScanPointers<T> p, const float* incoming, T* 
 // float once per token rather than once per channel. The walk then reads only shared memory.
 // H200, base 128^3, all scans of a forward: 5.28 ms before, 4.35 ms staged. Also measured
 // and dropped: staging softplus(delta + bias) as floats and u one channel per lane (each lane
-// loading its channel of every token of the tile), 5.85 ms.
+// loading its channel of every token of the tile), 5.85 ms; and staging the epilogue's rows
+// too, with y written over u in the tile and stored a row a lane: 48 KB of tiles a block cost
+// warps, and stage 0's output walks took 236 us where they take 229 (same forward time).
 constexpr int kTiledStates = 16;
 // 32 tokens a tile for 16-bit types, 16 for float32, whose rows take twice the space: the
 // tiles of a block's four warps stay within 48 KB of static shared memory.
@@ -432,6 +447,31 @@ template <typename T> bool scan_can_stage(const ScanPointers<T>& p) {
          is_aligned16(p.B) && is_aligned16(p.C);
 }
 
+// Tokens a chunk: 128 where that still leaves 1,024 threads a multiprocessor (stage 0 of
+// `base`: 1,500), else the longest of 64, 32 and 16 that leaves 512 (16 if none does); and at
+// most 65535 blocks of chunks (the grid's y limit). Longer chunks halve the carry's work and
+// the summaries' traffic; shorter ones fill the multiprocessors at the small stages. H200,
+// base 128^3, all scans of a forward: 64 everywhere 5.92 ms, 128 everywhere 6.52 ms, 128 or
+// else 64 5.56 ms. Stages 2 and 3 (E L of 1.6 and 0.4 million) took 64 then (48 blocks of
+// walks at stage 3) and take 16 now: with carry_shape, the scans of a float16 forward went
+// from 5.01 to 4.45 ms (Nsight Compute) and the forward from 34.11 to 33.52 ms.
+std::int64_t scan_chunk_length(std::int64_t N, std::int64_t E, std::int64_t L) {
+  const std::int64_t multiprocessors = multiprocessor_count();
+  const auto threads = [&](std::int64_t chunk) { return N * E * ((L + chunk - 1) / chunk); };
+  std::int64_t chunk = 16;
+  if (threads(128) >= 1024 * multiprocessors) {
+    chunk = 128;
+  } else {
+    for (std::int64_t candidate : {64, 32}) {
+      if (threads(candidate) >= 512 * multiprocessors) {
+        chunk = candidate;
+        break;
+      }
+    }
+  }
+  return std::max<std::int64_t>(chunk, (L + 65535 * kChunksPerBlock - 1) / (65535 * kChunksPerBlock));
+}
+
 template <int kStates, typename T>
 void launch_scan(const ScanPointers<T>& p, float* chunk_dt, float* chunk_state, T* y) {
   const dim3 grid(blocks_for(p.E, kChannelsPerBlock), blocks_for(p.chunks, kChunksPerBlock),
@@ -444,9 +484,11 @@ void launch_scan(const ScanPointers<T>& p, float* chunk_dt, float* chunk_state, 
     scan_chunk_summary_kernel<kStates, T><<<grid, block, 0, stream()>>>(p, chunk_dt, chunk_state);
   }
   check_launch("selective_scan summary");
-  const dim3 carry_grid(blocks_for(p.E * p.S, kCarryLanes), static_cast<unsigned int>(p.N));
-  scan_carry_kernel<<<carry_grid, dim3(kCarryLanes, kCarrySegments), 0, stream()>>>(
-      chunk_dt, p.A, chunk_state, p.chunks, p.E, p.S);
+  const dim3 carry_block = carry_shape(p.chunks);
+  const dim3 carry_grid(blocks_for(p.E * p.S, carry_block.x), static_cast<unsigned int>(p.N));
+  const std::size_t carry_bytes = 2 * sizeof(float) * carry_block.x * carry_block.y;
+  scan_carry_kernel<<<carry_grid, carry_block, carry_bytes, stream()>>>(chunk_dt, p.A, chunk_state, p.chunks,
+                                                                        p.E, p.S);
   check_launch("selective_scan carry");
   if (staged) {
     scan_staged_output_kernel<T><<<grid, block, 0, stream()>>>(p, chunk_state, y);
@@ -530,14 +572,7 @@ Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape&
   }
   const std::int64_t N = in.u.dim(0), L = in.u.dim(1), E = in.u.dim(2), S = in.A.dim(1);
   if (S > kMaxStates) throw Error("selective_scan: at most 64 states are supported on the GPU");
-  // 128 tokens a chunk where that still leaves 1,024 threads a multiprocessor (stage 0 of
-  // `base`: 1,500), else 64; and at most 65535 blocks of chunks (the grid's y limit). Longer
-  // chunks halve the carry's work and the summaries' traffic; at stage 1, 128 would leave
-  // the multiprocessors a third full. H200, base 128^3, all scans of a forward: 64 everywhere
-  // 5.92 ms, 128 everywhere 6.52 ms, this choice 5.56 ms.
-  const bool long_chunks = N * E * (L / 128) >= std::int64_t(1024) * multiprocessor_count();
-  const std::int64_t chunk = std::max<std::int64_t>(
-      long_chunks ? 128 : 64, (L + 65535 * kChunksPerBlock - 1) / (65535 * kChunksPerBlock));
+  const std::int64_t chunk = scan_chunk_length(N, E, L);
   const std::int64_t chunks = (L + chunk - 1) / chunk;
   Tensor chunk_dt = Tensor::empty({N, chunks, E}, DType::f32, in.u.device());
   Tensor chunk_state = Tensor::empty({N, chunks, E, S}, DType::f32, in.u.device());

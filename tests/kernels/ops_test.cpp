@@ -373,27 +373,30 @@ std::vector<OpCase> all_cases() {
     }
   }
 
-  // The epilogue that sums the orientations and gates the last (ops.h): sum alone and gate
-  // alone on the per-channel walk (3 states), both on the staged path.
+  // The epilogue that sums the orientations and gates the last (ops.h): sum alone, gate alone
+  // and both, on the per-channel walk (3 states) and on the staged path (16 states, 32 channels).
   for (const int epilogue : {1, 2, 3}) {
-    const std::int64_t states = epilogue == 3 ? 16 : 3, E = epilogue == 3 ? 32 : 5;
-    const std::string name = epilogue == 1 ? "sum" : (epilogue == 2 ? "gate" : "sum_gate_staged");
-    cases.push_back({Op::SelectiveScan, "selective_scan_" + name,
-                     [=](bool reference) {
-                       const VolumeShape scan_volume{3, 4, 5};
-                       ScanInputs in;
-                       in.u = input({2, 60, E}, 68);
-                       in.delta = input({2, 60, E}, 69, -3, 1);
-                       in.delta_bias = param({E}, 70, -2, 0);
-                       in.A = param({E, states}, 71, -4, -0.1f);
-                       in.B = input({2, 60, states}, 72);
-                       in.C = input({2, 60, states}, 73);
-                       in.D = param({E}, 74);
-                       if (epilogue & 1) in.sum = input({2, 60, E}, 75, -2, 2);
-                       if (epilogue & 2) in.gate = input({2, 60, E}, 76, -4, 4);
-                       return CALL(selective_scan, in, TokenOrder::Slice, scan_volume);
-                     },
-                     1e-5});
+    for (const bool staged : {false, true}) {
+      const std::int64_t states = staged ? 16 : 3, E = staged ? 32 : 5;
+      const std::string name = std::string(epilogue == 1 ? "sum" : (epilogue == 2 ? "gate" : "sum_gate")) +
+                               (staged ? "_staged" : "");
+      cases.push_back({Op::SelectiveScan, "selective_scan_" + name,
+                       [=](bool reference) {
+                         const VolumeShape scan_volume{3, 4, 5};
+                         ScanInputs in;
+                         in.u = input({2, 60, E}, 68);
+                         in.delta = input({2, 60, E}, 69, -3, 1);
+                         in.delta_bias = param({E}, 70, -2, 0);
+                         in.A = param({E, states}, 71, -4, -0.1f);
+                         in.B = input({2, 60, states}, 72);
+                         in.C = input({2, 60, states}, 73);
+                         in.D = param({E}, 74);
+                         if (epilogue & 1) in.sum = input({2, 60, E}, 75, -2, 2);
+                         if (epilogue & 2) in.gate = input({2, 60, E}, 76, -4, 4);
+                         return CALL(selective_scan, in, TokenOrder::Slice, scan_volume);
+                       },
+                       1e-5});
+    }
   }
 
   cases.push_back({Op::Add, "add", [](bool reference) {

@@ -129,10 +129,9 @@ TEST(TokenOrder, SliceVisitsEveryVoxelThroughAllSlicesFirst) {
 }
 
 // The GPU scans 128-token chunks once N E L / 128 reaches 1,024 threads a multiprocessor
-// (kernels/cuda/sequence.cu; 196,608 here, enough for up to 192 multiprocessors), 64-token
-// ones below: ops_test's cases are all below. float32, in the forward and the slice order
-// (16,384 tokens: 128 chunks, one per segment of the carry kernel); tolerance as for the
-// long scans there.
+// (kernels/cuda/sequence.cu; 196,608 here, enough for up to 192 multiprocessors), shorter ones
+// below: ops_test's cases all take 16-token chunks. float32, in the forward and the slice order
+// (16,384 tokens: 128 chunks); tolerance as for the long scans there.
 TEST(SelectiveScan, GpuLongChunksMatchTheReference) {
   if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
@@ -162,6 +161,50 @@ TEST(SelectiveScan, GpuLongChunksMatchTheReference) {
     EXPECT_TRUE(close(selective_scan(on_gpu, order, v).to(Device::cpu()),
                       reference::selective_scan(in, order, v), 5e-5))
         << token_order_name(order);
+  }
+}
+
+// 64-token chunks (N E L / 64 = 131,072 threads: at least 512 a multiprocessor for up to 256
+// of them, and N E L / 128 below 1,024 a multiprocessor above 64 of them), with the epilogue
+// (sum and gate): the staged walk's tiles hold 32 tokens in 16 bits and 16 in float32, so
+// every chunk spans two or four tiles, and 256 chunks cross 16 segments of the carry kernel.
+// Each type's inputs are values it holds exactly; tolerances as ops_test's (16-bit
+// intermediates and the output's rounding), float16 a quarter of bfloat16's.
+TEST(SelectiveScan, GpuMiddleChunksWithEpilogueMatchTheReference) {
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
+  initialize_cuda();
+  const VolumeShape v{16, 32, 32};
+  const std::int64_t L = v.tokens(), E = 512, S = 16;
+  const Device gpu = Device::cuda(0);
+  for (const auto& [dtype, tolerance] :
+       {std::pair{DType::f32, 5e-5}, {DType::bf16, 1e-2}, {DType::f16, 2.5e-3}}) {
+    // Activations as the type holds them; parameters stay float32, as in the engine.
+    const auto activation = [&, dtype = dtype](const Shape& shape, std::uint64_t seed, float low,
+                                               float high) {
+      const Tensor t = random_tensor(shape, seed, low, high);
+      return dtype == DType::f32 ? t : reference::cast(reference::cast(t, dtype), DType::f32);
+    };
+    ScanInputs in;
+    in.u = activation({1, L, E}, 22, -1, 1);
+    in.delta = activation({1, L, E}, 23, -4, 0);
+    in.delta_bias = random_tensor({E}, 24, -2, 0);
+    in.A = random_tensor({E, S}, 25, -1, -0.01f);
+    in.B = activation({1, L, S}, 26, -1, 1);
+    in.C = activation({1, L, S}, 27, -1, 1);
+    in.D = random_tensor({E}, 28);
+    in.sum = activation({1, L, E}, 29, -2, 2);
+    in.gate = activation({1, L, E}, 30, -4, 4);
+    ScanInputs on_gpu = in;
+    for (Tensor* t : {&on_gpu.u, &on_gpu.delta, &on_gpu.B, &on_gpu.C, &on_gpu.sum, &on_gpu.gate}) {
+      *t = cast(t->to(gpu), dtype);
+    }
+    for (Tensor* t : {&on_gpu.delta_bias, &on_gpu.A, &on_gpu.D}) *t = t->to(gpu);
+    for (TokenOrder order : {TokenOrder::Backward, TokenOrder::Slice}) {
+      EXPECT_TRUE(close(cast(selective_scan(on_gpu, order, v), DType::f32).to(Device::cpu()),
+                        reference::selective_scan(in, order, v), tolerance))
+          << token_order_name(order) << " in " << dtype_name(dtype);
+    }
   }
 }
 
