@@ -72,7 +72,10 @@ __global__ void permute_kernel(const T* x, T* y, std::int64_t N, std::int64_t L,
 // per thread instead of one per tap and channel. Index arithmetic is in Index: 32 bits where
 // the host finds that the elements fit with room to spare (a 64-bit division costs dozens of
 // instructions), and each tap's V weights are vector loads rather than V scalar ones (H200,
-// base 128^3, float16, all causal convs of a forward: 0.94 -> 0.79 ms).
+// base 128^3, float16, all causal convs of a forward: 0.94 -> 0.79 ms). Also measured and
+// dropped: a thread sliding over 4 positions with the last 4 rows in registers (7 row loads
+// for 4 outputs instead of 16): stage 0's convs took 68 to 83 us where these take 60 to 73,
+// and the float16 forward 33.56 ms where it takes 33.48.
 template <typename T, int V, typename Index>
 __global__ void causal_conv1d_kernel(const T* __restrict__ x, const float* __restrict__ weight,
                                      const float* __restrict__ bias, T* __restrict__ y, Index N, Index L, Index E,
@@ -453,8 +456,8 @@ template <typename T> bool scan_can_stage(const ScanPointers<T>& p) {
 // the summaries' traffic; shorter ones fill the multiprocessors at the small stages. H200,
 // base 128^3, all scans of a forward: 64 everywhere 5.92 ms, 128 everywhere 6.52 ms, 128 or
 // else 64 5.56 ms. Stages 2 and 3 (E L of 1.6 and 0.4 million) took 64 then (48 blocks of
-// walks at stage 3) and take 16 now: with carry_shape, the scans of a float16 forward went
-// from 5.01 to 4.45 ms (Nsight Compute) and the forward from 34.11 to 33.52 ms.
+// walks at stage 3) and take 16 now: with carry_shape, the scan kernels of a float16 forward
+// went from 4.45 to 3.84 ms (Nsight Compute) and the forward from 34.11 to 33.52 ms.
 std::int64_t scan_chunk_length(std::int64_t N, std::int64_t E, std::int64_t L) {
   const std::int64_t multiprocessors = multiprocessor_count();
   const auto threads = [&](std::int64_t chunk) { return N * E * ((L + chunk - 1) / chunk); };

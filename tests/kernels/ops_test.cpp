@@ -311,6 +311,15 @@ std::vector<OpCase> all_cases() {
                        return CALL(causal_conv1d, input({2, 60, 16}, 33), param({4, 16}, 34), param({16}, 35),
                                    order, volume, true);
                      }});
+    // Widths other than d_conv's 4, and an odd number of tokens on the 16-byte vector path.
+    for (const std::int64_t width : {3, 4}) {
+      cases.push_back({Op::CausalConv1d,
+                       "causal_conv1d_" + o + "_width" + std::to_string(width) + "_35_tokens",
+                       [=](bool reference) {
+                         return CALL(causal_conv1d, input({2, 35, 16}, 90), param({width, 16}, 91),
+                                     param({16}, 92), order, VolumeShape{5, 7, 1}, true);
+                       }});
+    }
     for (std::int64_t states : {3, 16}) {
       cases.push_back({Op::SelectiveScan, "selective_scan_" + o + "_S" + std::to_string(states),
                        [=](bool reference) {
