@@ -185,6 +185,9 @@ __global__ void instance_finish_kernel(const T* x, const double2* partial, float
 // its channels' 1/std and gamma into one scale before the loop, and the loop has no index
 // divisions. (x - mean) * scale + beta rather than x * scale + shift: the subtraction
 // first keeps float32's precision when the mean is large against the spread.
+// Measured and dropped: both loops unrolled by 4, with restrict pointers so that four voxels'
+// loads are in flight before the stores (H200, base 128^3 with the graph, float16 forward
+// 33.44 -> 33.47 ms, bfloat16 33.82 -> 33.83).
 template <typename T, int V>
 __global__ void __launch_bounds__(kNormThreads)
     instance_normalize_kernel(const T* x, const float2* stats, const float* gamma, const float* beta,
