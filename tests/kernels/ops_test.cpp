@@ -337,9 +337,10 @@ std::vector<OpCase> all_cases() {
     }
   }
 
-  // 4,800 tokens: 75 chunks on the GPU, so chunk carries cross the segments of the carry
-  // kernel, some of which are empty. float32 tolerance 5e-5: rounding grows with the
-  // sequence, and the GPU composes chunk states in another order than the reference.
+  // 4,800 tokens: 300 chunks of 16 on the GPU, so chunk carries cross the carry kernel's 32
+  // segments of 10 chunks, the last two of which are empty. float32 tolerance 5e-5: rounding
+  // grows with the sequence, and the GPU composes chunk states in another order than the
+  // reference.
   for (TokenOrder order : {TokenOrder::Forward, TokenOrder::Slice}) {
     cases.push_back({Op::SelectiveScan, std::string("selective_scan_long_") + token_order_name(order),
                      [=](bool reference) {
