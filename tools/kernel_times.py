@@ -32,7 +32,8 @@ CLASSES = (
     # deform_shared_points is the bf16 kernel before 99c52a6, in older tables of bench/results.
     ("depthwise_and_deformable", ("deform_kernel", "deform_shared_points", "depthwise", "finite_absmax",
                                   "scaled_half_copy")),
-    ("dense_convs", ("fprop", "filter_from_packed", "narrow_input", "im2col", "conv_transpose", "scatter_blocks")),
+    ("dense_convs", ("fprop", "filter_from_packed", "narrow_input", "resident_weight_conv", "im2col", "conv_transpose",
+                     "scatter_blocks")),
     ("linear", ("nvjet", "gemm", "cutlass", "broadcast_rows", "few_outputs", "few_inputs")),
     ("scans", ("scan_", "causal_conv1d")),
     ("norms", ("instance_", "layer_norm")),
@@ -106,6 +107,8 @@ def selftest():
     forward = [("void voxmamba::<unnamed>::deform_kernel<__half, 8, 3>(const T1 *)", "(2048, 1, 1)", 1_400_000),
                ("sm90_xmma_fprop_implicit_gemm_f16f16", "(15, 8, 1)", 1_200_000),
                ("void voxmamba::<unnamed>::narrow_input_mma_kernel<__half>(const T1 *)", "(528, 1, 1)", 170_000),
+               ("void voxmamba::kernels::cuda::<unnamed>::resident_weight_conv_kernel<__half>(const T1 *)",
+                "(132, 1, 1)", 730_000),
                ("void voxmamba::<unnamed>::instance_stats_kernel<__half, 8>(const T1 *)", "(1, 780, 1)", 80_000),
                ("void voxmamba::<unnamed>::map_kernel<8, __half, Add>(long)", "(6144, 1, 1)", 20_000),
                ("void voxmamba::<unnamed>::deform_shared_points_kernel<__nv_bfloat16, 8, 3, 2>(const T1 *)",
@@ -121,14 +124,14 @@ def selftest():
         i += 1
     text += '{"benchmark": "forward"}\n'
     kernels = read_kernels(text)
-    assert len(kernels) == 17, kernels
+    assert len(kernels) == 19, kernels
     tail = last_pass(kernels)
-    assert [short_name(k[0]) for k in tail] == [short_name(k[0]) for k in kernels[9:]], tail
+    assert [short_name(k[0]) for k in tail] == [short_name(k[0]) for k in kernels[10:]], tail
     s = summary(tail)
-    assert s["kernels"] == 8, s
+    assert s["kernels"] == 9, s
     assert abs(s["class_ms"]["depthwise_and_deformable"] - 2.03) < 1e-3, s  # both deformable kernels, the copy
     assert abs(s["class_ms"]["linear"] - 0.07) < 1e-3, s  # the narrow linear kernel
-    assert abs(s["class_ms"]["dense_convs"] - 1.37) < 1e-3, s  # cuDNN and the narrow-input kernel
+    assert abs(s["class_ms"]["dense_convs"] - 2.10) < 1e-3, s  # cuDNN and our two tensor-core conv kernels
     assert abs(s["class_ms"]["norms"] - 0.08) < 1e-3 and abs(s["class_ms"]["rest"] - 0.02) < 1e-3, s
     assert s["longest"][0]["kernel"] == "deform_kernel<__half, 8, 3>", s
     assert last_pass(kernels[:3]) == kernels[:3]  # nothing repeats: all of it

@@ -1,5 +1,6 @@
 // Convolutions on channels-last volumes on the GPU, float32, bfloat16 or float16 activations:
-// - dense convs: cuDNN for 16-bit types (cudnn_conv.cu); im2col tiles and cuBLAS GEMMs for
+// - dense convs: for 16-bit types our tensor-core kernels where they apply (few input channels;
+//   3^3 into 48 channels) and cuDNN (cudnn_conv.cu); im2col tiles and cuBLAS GEMMs for
 //   float32 and for shapes cuDNN declines;
 // - depthwise convs: a direct kernel in which a thread owns one output voxel and a vector of
 //   channels (the deformable conv is in deform_conv.cu);
@@ -12,6 +13,7 @@
 #include "kernels/cuda/cudnn_conv.cuh"
 #include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/narrow_input_conv_mma.cuh"
+#include "kernels/cuda/resident_weight_conv_mma.cuh"
 #include "kernels/op_checks.h"
 
 namespace voxmamba::kernels::cuda {
@@ -414,6 +416,9 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       check_launch("conv3d narrow input");
       if (done) return;
     }
+    // 3^3 convs into 48 channels, whose weight fits in a block's shared memory: our own tensor-core
+    // kernel, where cuDNN's tiles would pad a quarter of the columns and of the reduction.
+    if (resident_weight_conv_mma(x, weight, bias, y, p)) return;
     // cuDNN's tensor-core kernels want channel counts in multiples of 8.
     const bool try_cudnn = is_half_width<T> && (g.C / p.groups) % 8 == 0 && (g.Co / p.groups) % 8 == 0;
     if (try_cudnn && cudnn_conv3d(x, weight, y, p)) {

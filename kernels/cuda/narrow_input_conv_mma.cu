@@ -9,9 +9,9 @@
 // rest is staging and writing, which is why staging keeps several loads in flight.
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/mma_sm80.cuh"
 #include "kernels/cuda/narrow_input_conv_mma.cuh"
 #include "kernels/op_checks.h"
 
@@ -34,31 +34,8 @@ struct MmaGeometry {
   int offsets_at, staged_at, out_tile_at, shared_bytes;
 };
 
-// One m16n8k16 product on 16-bit inputs, float accumulators (sm_80 and later).
-template <typename T>
-__device__ __forceinline__ void mma_16816(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                          std::uint32_t b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (std::is_same_v<T, f16>) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-#endif
-}
-
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 constexpr int kStagedLoads = 8;  // input loads in flight a thread while staging
-
-__device__ __forceinline__ std::uint32_t pack(std::uint16_t low, std::uint16_t high) {
-  return static_cast<std::uint32_t>(low) | (static_cast<std::uint32_t>(high) << 16);
-}
 #endif
 
 // Shared memory: B as [cout][b_stride] 16-bit values (B[n][k] = weight[k][n], zero beyond
@@ -161,10 +138,10 @@ __global__ void __launch_bounds__(kWarps * 32) narrow_input_mma_kernel(const T* 
     for (int k0 = 0; k0 < g.k_padded; k0 += 16) {
       const int2 k01 = *reinterpret_cast<const int2*>(offsets + k0 + 2 * quad);
       const int2 k89 = *reinterpret_cast<const int2*>(offsets + k0 + 8 + 2 * quad);
-      const std::uint32_t a[4] = {pack(staged[low + k01.x], staged[low + k01.y]),
-                                  pack(staged[high + k01.x], staged[high + k01.y]),
-                                  pack(staged[low + k89.x], staged[low + k89.y]),
-                                  pack(staged[high + k89.x], staged[high + k89.y])};
+      const std::uint32_t a[4] = {pack_16bit(staged[low + k01.x], staged[low + k01.y]),
+                                  pack_16bit(staged[high + k01.x], staged[high + k01.y]),
+                                  pack_16bit(staged[low + k89.x], staged[low + k89.y]),
+                                  pack_16bit(staged[high + k89.x], staged[high + k89.y])};
 #pragma unroll
       for (int j = 0; j < kMaxColumnTiles; ++j) {
         if (j >= column_tiles) break;
@@ -183,8 +160,8 @@ __global__ void __launch_bounds__(kWarps * 32) narrow_input_mma_kernel(const T* 
       for (int half = 0; half < 2; ++half) {
         const int m = warp * 16 + row + 8 * half;
         const T v0 = from_f32<T>(acc[j][2 * half] + bias0), v1 = from_f32<T>(acc[j][2 * half + 1] + bias1);
-        *reinterpret_cast<std::uint32_t*>(out_tile + m * g.cout + channel) =
-            pack(*reinterpret_cast<const std::uint16_t*>(&v0), *reinterpret_cast<const std::uint16_t*>(&v1));
+        *reinterpret_cast<std::uint32_t*>(out_tile + m * g.cout + channel) = pack_16bit(
+            *reinterpret_cast<const std::uint16_t*>(&v0), *reinterpret_cast<const std::uint16_t*>(&v1));
       }
     }
     __syncthreads();
@@ -196,14 +173,8 @@ __global__ void __launch_bounds__(kWarps * 32) narrow_input_mma_kernel(const T* 
 #endif
 }
 
-// Whether the kernel as built for this GPU holds the matrix instructions (a build for an
-// older architecture, run through its PTX, compiles the body away).
 template <typename T> bool built_with_mma() {
-  static const bool built = [] {
-    cudaFuncAttributes attributes{};
-    return cudaFuncGetAttributes(&attributes, narrow_input_mma_kernel<T>) == cudaSuccess &&
-           attributes.binaryVersion >= 80 && attributes.ptxVersion >= 80;
-  }();
+  static const bool built = built_with_sm80(narrow_input_mma_kernel<T>);
   return built;
 }
 
