@@ -123,11 +123,12 @@ std::vector<OpCase> all_cases() {
   // 3^3 convs into 48 channels, which 16-bit types run on tensor cores with the weight resident
   // in shared memory, in tiles of 3 x 8 x 16 output voxels: partial tiles on every axis (with
   // bias); two samples in whole tiles, 54 reduction steps (an even count; 48 channels take 81);
-  // and 140 one-row samples, more tiles than a GPU has multiprocessors, so that blocks walk
-  // several tiles, nearly every tap outside the volume.
+  // and 100 samples of 17 x 1 x 2 voxels, 600 tiles (the last of each 6 along d partial), more
+  // than a GPU has multiprocessors, so that each block walks several tiles, restaging its input
+  // region for each.
   cases.push_back(conv_case("k3_p1_c48_to_c48_partial_tiles", {1, 4, 9, 19, 48}, 48, {3, 1, 1, 1, 1}, true));
   cases.push_back(conv_case("k3_p1_c32_to_c48_two_samples", {2, 3, 8, 16, 32}, 48, {3, 1, 1, 1, 1}, false));
-  cases.push_back(conv_case("k3_p1_c16_to_c48_many_samples", {140, 1, 2, 3, 16}, 48, {3, 1, 1, 1, 1}, false));
+  cases.push_back(conv_case("k3_p1_c16_to_c48_many_tiles", {100, 17, 1, 2, 16}, 48, {3, 1, 1, 1, 1}, false));
   // One input channel into vectors of output channels (the direct narrow-input kernel).
   cases.push_back(conv_case("narrow_input_k3_c16", {1, 6, 5, 7, 1}, 16, {3, 1, 1, 1, 1}, false));
   cases.push_back(conv_case("narrow_input_k7_s2_c8", {2, 9, 6, 8, 2}, 8, {7, 2, 3, 1, 1}, true));
