@@ -1,34 +1,26 @@
 // The CUDA backend's device plumbing. Skips, saying why, on machines without a GPU (CI).
-#include "kernels/backend.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
-#include <limits>
 
 #include "core/bfloat16.h"
 #include "core/float16.h"
 #include "core/tensor.h"
+#include "kernels/backend.h"
 #include "kernels/ops.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::kernels {
 namespace {
 
-// A macro, not a function: GTEST_SKIP returns from the function it is written in.
-#define REQUIRE_GPU()                                                                   \
-  do {                                                                                  \
-    if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";        \
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine"; \
-  } while (false)
-
 TEST(CudaBackend, TensorRoundTripsThroughDeviceMemory) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   Tensor host = Tensor::empty({3, 1000});
   for (std::int64_t i = 0; i < host.numel(); ++i) host.data<float>()[i] = static_cast<float>(i) * 0.5f;
   const Tensor device = host.to(Device::cuda(0));
@@ -38,8 +30,7 @@ TEST(CudaBackend, TensorRoundTripsThroughDeviceMemory) {
 }
 
 TEST(CudaBackend, OpsOnDeviceTensorsStayOnTheDevice) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const Tensor x = Tensor::full({2, 3}, -1.0f).to(Device::cuda(0));
   const Tensor y = leaky_relu(x, 0.5f);
   EXPECT_EQ(y.device(), Device::cuda(0));
@@ -48,8 +39,7 @@ TEST(CudaBackend, OpsOnDeviceTensorsStayOnTheDevice) {
 }
 
 TEST(CudaBackend, ReusesFreedDeviceBlocks) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   void* first = nullptr;
   {
     const Tensor a = Tensor::empty({1 << 20}, DType::f32, Device::cuda(0));
@@ -78,8 +68,7 @@ void expect_gpu_cast_rounds_like_the_host(const std::vector<float>& values, DTyp
 }
 
 TEST(CudaBackend, Bfloat16CastRoundsLikeTheHost) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   // Ties both ways, just above a tie, overflow to infinity, signed zero, a subnormal, and
   // plain values.
   expect_gpu_cast_rounds_like_the_host<BFloat16>(
@@ -89,8 +78,7 @@ TEST(CudaBackend, Bfloat16CastRoundsLikeTheHost) {
 }
 
 TEST(CudaBackend, Float16CastRoundsLikeTheHost) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   // Ties both ways, just above a tie, the largest half and the tie past it, subnormals (a tie
   // among them, and one that rounds into the normals), underflow to zero, signed zero,
   // overflow and plain values.
@@ -102,8 +90,7 @@ TEST(CudaBackend, Float16CastRoundsLikeTheHost) {
 
 // A 16-bit linear map may write float32 (the logits), never the other 16-bit type.
 TEST(CudaBackend, LinearRefusesAnOutputTypeItCannotWrite) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const Device gpu = Device::cuda(0);
   const Tensor x = cast(testing::random_tensor({4, 8}, 80).to(gpu), DType::f16);
   const Tensor w = cast(testing::random_tensor({8, 8}, 81).to(gpu), DType::f16);
@@ -139,8 +126,7 @@ double cudnn_conv_error(std::int64_t depth) {
 }
 
 TEST(CudaBackend, CudnnEngineChoiceComesFromTheEnvironment) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   if (gpu_library_versions().find("cudnn 0") != std::string::npos) GTEST_SKIP() << "built without cuDNN";
   const char* saved = std::getenv("VOXMAMBA_CUDNN_CHOICE");
   const std::string restore = saved ? saved : "";
@@ -170,8 +156,7 @@ Tensor filled(const Shape& shape, float value) { return Tensor::full(shape, valu
 float first_value(const Tensor& t) { return t.to(Device::cpu()).data<float>()[0]; }
 
 TEST(CudaBackend, RecordedGraphReplaysOnWhatItsInputsHoldThen) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   Tensor a = filled({1000}, 2.0f);
   const Tensor b = filled({1000}, 3.0f);
   Tensor y;
@@ -187,8 +172,7 @@ TEST(CudaBackend, RecordedGraphReplaysOnWhatItsInputsHoldThen) {
 // The recording frees its intermediates as it goes; their buffers must stay the graph's, or
 // a tensor allocated between replays would be overwritten by the next one.
 TEST(CudaBackend, TensorsAllocatedAfterARecordingGetNoneOfItsBuffers) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const Tensor a = filled({1 << 18}, 1.5f);
   void* intermediate = nullptr;
   Tensor y;
@@ -208,8 +192,7 @@ TEST(CudaBackend, TensorsAllocatedAfterARecordingGetNoneOfItsBuffers) {
 // A recording's buffers are held for its replays: the peak-memory figure (benchmarks quote it)
 // must count them while the graph lives, and stop when it ends.
 TEST(CudaBackend, PeakMemoryCountsARecordingsBuffersWhileItLives) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   constexpr std::size_t kIntermediate = std::size_t(64) << 20;
   const Tensor a = filled({static_cast<std::int64_t>(kIntermediate / 4)}, 1.0f);
   reset_cuda_peak_memory();
@@ -224,8 +207,7 @@ TEST(CudaBackend, PeakMemoryCountsARecordingsBuffersWhileItLives) {
 }
 
 TEST(CudaBackend, RecordingRefusesACopyToTheHostAndTheGpuStaysUsable) {
-  REQUIRE_GPU();
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const Tensor a = filled({64}, 1.0f);
   std::string message;
   try {

@@ -8,6 +8,7 @@
 #include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "kernels/reference/reference_ops.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::kernels {
@@ -145,9 +146,7 @@ TEST(DeformConvCuda, Bf16ValuesBeyondFloat16RangeMatchTheReference) {
   // float16's range (scaled_half_copy.cuh): values of 10^6, which float16 cannot hold, must
   // give the reference's result, and channels of ordinary size beside them must keep their
   // precision. Unscaled, the large channels would read infinity.
-  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const Shape shape{1, 9, 10, 11, 48};
   const int kernel = 3, dilation = 2, taps = 27;
   Tensor x = random_tensor(shape, 1);

@@ -7,6 +7,8 @@
 // and given to the reference as those float32 values and to the GPU as bfloat16; float32
 // parameters (param()) are the same on both sides. What remains is the kernels' own error:
 // bfloat16 intermediates and the output's rounding, hence the looser tolerance.
+#include "kernels/ops.h"
+
 #include <array>
 #include <functional>
 #include <set>
@@ -14,8 +16,8 @@
 #include <vector>
 
 #include "kernels/backend.h"
-#include "kernels/ops.h"
 #include "kernels/reference/reference_ops.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::kernels {
@@ -512,23 +514,17 @@ class OpsTest : public ::testing::TestWithParam<OpCase> {
 TEST_P(OpsTest, CpuMatchesReference) { expect_backend_matches_reference(Device::cpu()); }
 
 TEST_P(OpsTest, CudaMatchesReference) {
-  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   expect_backend_matches_reference(Device::cuda(0));
 }
 
 TEST_P(OpsTest, CudaBf16MatchesReference) {
-  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   expect_backend_matches_reference(Device::cuda(0), DType::bf16);
 }
 
 TEST_P(OpsTest, CudaF16MatchesReference) {
-  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   expect_backend_matches_reference(Device::cuda(0), DType::f16);
 }
 

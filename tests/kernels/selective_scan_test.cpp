@@ -9,6 +9,7 @@
 #include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "kernels/reference/reference_ops.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::kernels {
@@ -133,9 +134,7 @@ TEST(TokenOrder, SliceVisitsEveryVoxelThroughAllSlicesFirst) {
 // below: ops_test's cases all take 16-token chunks. float32, in the forward and the slice order
 // (16,384 tokens: 128 chunks); tolerance as for the long scans there.
 TEST(SelectiveScan, GpuLongChunksMatchTheReference) {
-  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const VolumeShape v{16, 32, 32};
   const std::int64_t L = v.tokens(), E = 1536, S = 16;
   ScanInputs in;
@@ -171,9 +170,7 @@ TEST(SelectiveScan, GpuLongChunksMatchTheReference) {
 // Each type's inputs are values it holds exactly; tolerances as ops_test's (16-bit
 // intermediates and the output's rounding), float16 a quarter of bfloat16's.
 TEST(SelectiveScan, GpuMiddleChunksWithEpilogueMatchTheReference) {
-  if (!cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
-  initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const VolumeShape v{16, 32, 32};
   const std::int64_t L = v.tokens(), E = 512, S = 16;
   const Device gpu = Device::cuda(0);

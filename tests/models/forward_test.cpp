@@ -7,6 +7,7 @@
 #include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "models/voxmamba_net.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::models {
@@ -92,9 +93,7 @@ double argmax_agreement(const Tensor& a, const Tensor& b) {
 // ops and the PyTorch twin): float32 tightly, bfloat16 and float16 within their rounding,
 // deformable offsets random so that the trilinear paths are exercised.
 TEST(VoxMambaNet, GpuForwardMatchesTheCpuInFloat32AndSixteenBitTypes) {
-  if (!kernels::cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
-  if (kernels::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
-  kernels::initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   NetworkConfig config = tiny_config(true);
   config.dims = {16, 16, 32, 32};  // channel counts cuDNN's tensor-core kernels take
   config.hidden = 32;

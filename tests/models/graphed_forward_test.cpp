@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/backend.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::models {
@@ -33,15 +34,8 @@ ParameterMap seeded_parameters(const NetworkConfig& config) {
   return parameters;
 }
 
-#define REQUIRE_GPU()                                                                                \
-  do {                                                                                               \
-    if (!kernels::cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";            \
-    if (kernels::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine"; \
-    kernels::initialize_cuda();                                                                      \
-  } while (false)
-
 TEST(GraphedForward, ReplaysGiveTheEagerLogitsBitForBit) {
-  REQUIRE_GPU();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const NetworkConfig config = small_gpu_config();
   const VoxMambaNet net(config, seeded_parameters(config), Device::cuda(0), DType::f16);
   const Shape shape{1, 32, 32, 32, 1};
@@ -63,7 +57,7 @@ TEST(GraphedForward, ReplaysGiveTheEagerLogitsBitForBit) {
 }
 
 TEST(GraphedForward, ANewShapeIsRecordedAgain) {
-  REQUIRE_GPU();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const NetworkConfig config = small_gpu_config();
   const VoxMambaNet net(config, seeded_parameters(config), Device::cuda(0), DType::bf16);
   GraphedForward graphed(net);
@@ -79,7 +73,7 @@ TEST(GraphedForward, ANewShapeIsRecordedAgain) {
 }
 
 TEST(GraphedForward, RecordingOffIsThePlainForward) {
-  REQUIRE_GPU();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const NetworkConfig config = small_gpu_config();
   const VoxMambaNet net(config, seeded_parameters(config), Device::cuda(0), DType::f16);
   GraphedForward eager(net, false);

@@ -14,6 +14,7 @@
 #include "kernels/ops.h"
 #include "pipeline/model_store.h"
 #include "pipeline/sliding_window.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::pipeline {
@@ -98,9 +99,7 @@ TEST(SlidingWindowInference, NonFiniteOutputIsCountedAndExplained) {
 // the remedy. The stem's weights scaled by 1e6 overflow float16 in the first layer but not
 // bfloat16, which has float32's range.
 TEST(SlidingWindowInference, Float16OverflowIsReportedWithItsRemedy) {
-  if (!kernels::cuda_built()) GTEST_SKIP() << "built without CUDA (VOXMAMBA_CUDA=OFF)";
-  if (kernels::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present on this machine";
-  kernels::initialize_cuda();
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
   models::ParameterMap parameters = models::initialize_parameters(tiny_config(), 10);
   Tensor& stem = parameters.at("encoder/stem/weight");
   for (std::int64_t i = 0; i < stem.numel(); ++i) stem.data<float>()[i] *= 1e6f;
