@@ -29,6 +29,15 @@ void check_f32_cpu(const Tensor& x, const char* op, const char* what) {
 
 void check_norm_epilogue(const Tensor& x, const NormEpilogue& epilogue) {
   const Tensor& r = epilogue.residual;
+  const bool normalised = epilogue.residual_gamma.defined() || epilogue.residual_beta.defined();
+  if (normalised && !r.defined()) fail("instance_norm", "residual_gamma and residual_beta need a residual");
+  if (normalised) {
+    if (!epilogue.residual_gamma.defined() || !epilogue.residual_beta.defined()) {
+      fail("instance_norm", "the residual's norm needs both residual_gamma and residual_beta");
+    }
+    check_vector(epilogue.residual_gamma, x.dim(-1), "instance_norm", "residual_gamma");
+    check_vector(epilogue.residual_beta, x.dim(-1), "instance_norm", "residual_beta");
+  }
   if (!r.defined()) return;
   if (r.shape() != x.shape()) {
     fail("instance_norm", "residual shape " + shape_string(r.shape()) + " differs from the input's " +

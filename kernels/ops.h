@@ -129,11 +129,15 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 // Over D,H,W per sample and channel, biased variance, with affine gamma/beta [C], and what
 // follows it in the decoder's residual blocks fused in (one pass over memory instead of
 // three): y = act(norm(x) + residual), the residual (x's shape and type) optional, act the
-// identity or LeakyReLU(leaky_slope).
+// identity or LeakyReLU(leaky_slope). With residual_gamma and residual_beta ([C], float32)
+// the residual is itself instance-normalised first, with those and the same eps: the
+// decoder's skip, IN(pw(x)), is then added in the same pass instead of being normalised and
+// written in one of its own.
 struct NormEpilogue {
   Tensor residual;
   bool leaky_relu = false;
   float leaky_slope = 0.01f;
+  Tensor residual_gamma{}, residual_beta{};
 };
 Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
                      const NormEpilogue& epilogue = {});

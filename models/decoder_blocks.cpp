@@ -22,10 +22,11 @@ ResBlock ResBlock::load(const ParameterReader& reader) {
 
 Tensor ResBlock::forward(const Tensor& x) const {
   // network.md: LReLU(IN(conv1 x)) -> conv2 -> IN, plus the skip, then LReLU; the
-  // activations and the residual add are fused into the norms' output pass.
+  // activations, the residual add and the skip's own norm are fused into norm2's output pass.
   const Tensor main = norm1.instance_norm(conv1.forward(x), {Tensor(), true, kLeakySlope});
-  const Tensor skip = has_skip ? skip_norm.instance_norm(skip_conv.forward(x)) : x;
-  return norm2.instance_norm(conv2.forward(main), {skip, true, kLeakySlope});
+  if (!has_skip) return norm2.instance_norm(conv2.forward(main), {x, true, kLeakySlope});
+  return norm2.instance_norm(conv2.forward(main),
+                             {skip_conv.forward(x), true, kLeakySlope, skip_norm.weight, skip_norm.bias});
 }
 
 UpBlock UpBlock::load(const ParameterReader& reader) {

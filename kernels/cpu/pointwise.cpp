@@ -91,7 +91,13 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
   check_vector(beta, C, "instance_norm", "beta");
   check_norm_epilogue(x, epilogue);
   Tensor y = Tensor::empty(x.shape());
-  const float* residual = epilogue.residual.defined() ? epilogue.residual.data<float>() : nullptr;
+  // The residual, instance-normalised first where the epilogue says so (on the CPU a pass of
+  // its own, as before the epilogue took it).
+  const Tensor normalised_residual = epilogue.residual_gamma.defined()
+                                         ? cpu::instance_norm(epilogue.residual, epilogue.residual_gamma,
+                                                              epilogue.residual_beta, eps, NormEpilogue{})
+                                         : epilogue.residual;
+  const float* residual = normalised_residual.defined() ? normalised_residual.data<float>() : nullptr;
   const float slope = epilogue.leaky_relu ? epilogue.leaky_slope : 1.0f;
   const float* xd = x.data<float>();
   float* yd = y.data<float>();

@@ -74,7 +74,12 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
   check_norm_epilogue(x, epilogue);
   Tensor y = Tensor::empty(x.shape());
   const float* xd = x.data<float>();
-  const float* rd = epilogue.residual.defined() ? epilogue.residual.data<float>() : nullptr;
+  // The residual, instance-normalised first where the epilogue says so.
+  const Tensor residual = epilogue.residual_gamma.defined()
+                              ? reference::instance_norm(epilogue.residual, epilogue.residual_gamma,
+                                                         epilogue.residual_beta, eps, NormEpilogue{})
+                              : epilogue.residual;
+  const float* rd = residual.defined() ? residual.data<float>() : nullptr;
   float* yd = y.data<float>();
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t c = 0; c < C; ++c) {

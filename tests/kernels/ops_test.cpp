@@ -240,6 +240,21 @@ std::vector<OpCase> all_cases() {
                      NormEpilogue epilogue{input({2, 12, 11, 13, 48}, 51), true, 0.01f};
                      return CALL(instance_norm, x, param({48}, 52), param({48}, 53), 1e-5f, epilogue);
                    }});
+  // The residual normalised with its own statistics and affine (the decoder's skip): channel
+  // vectors of 16 bytes over two samples, with LeakyReLU; and 6 channels (one a vector) with a
+  // residual whose mean is far from zero, which its norm must remove, without the activation.
+  cases.push_back({Op::InstanceNorm, "instance_norm_c48_normalised_residual_leaky_relu", [](bool reference) {
+                     const Tensor x = input({2, 12, 11, 13, 48}, 90, -2, 4);
+                     NormEpilogue epilogue{input({2, 12, 11, 13, 48}, 91, -3, 5), true, 0.01f,
+                                           param({48}, 92), param({48}, 93)};
+                     return CALL(instance_norm, x, param({48}, 94), param({48}, 95), 1e-5f, epilogue);
+                   }});
+  cases.push_back({Op::InstanceNorm, "instance_norm_normalised_residual_offset", [](bool reference) {
+                     const Tensor x = input({2, 5, 4, 3, 6}, 96, -2, 4);
+                     NormEpilogue epilogue{input({2, 5, 4, 3, 6}, 97, 6, 9), false, 0.01f, param({6}, 98),
+                                           param({6}, 99)};
+                     return CALL(instance_norm, x, param({6}, 19), param({6}, 20), 1e-5f, epilogue);
+                   }});
   // Enough voxels for the GPU to split each channel's sums into more strips (36 in 16-bit
   // types, 72 in float32) than a warp has lanes, the sizes of a 64^3 stage.
   cases.push_back({Op::InstanceNorm, "instance_norm_many_splits", [](bool reference) {
@@ -548,6 +563,14 @@ TEST(OpsDispatch, ReportsUnsupportedDeviceAndBadShapes) {
   for (bool reference : {false, true}) {
     const Tensor x = Tensor::zeros({1, 1, 1, 1, 2}), w = Tensor::zeros({2, 8, 3});
     EXPECT_THROW(CALL(conv_transpose3d_k2s2, x, w, Tensor(), Tensor::zeros({1, 2, 2, 3, 4})), Error);
+  }
+  // The residual's norm needs a residual and both of its affine vectors, each [C], on every
+  // backend before any work.
+  for (bool reference : {false, true}) {
+    const Tensor x = Tensor::zeros({1, 2, 2, 2, 3}), c3 = Tensor::zeros({3}), c4 = Tensor::zeros({4});
+    EXPECT_THROW(CALL(instance_norm, x, c3, c3, 1e-5f, NormEpilogue{Tensor(), false, 0.01f, c3, c3}), Error);
+    EXPECT_THROW(CALL(instance_norm, x, c3, c3, 1e-5f, NormEpilogue{x, false, 0.01f, c3, Tensor()}), Error);
+    EXPECT_THROW(CALL(instance_norm, x, c3, c3, 1e-5f, NormEpilogue{x, false, 0.01f, c4, c3}), Error);
   }
   try {
     layer_norm(Tensor(), Tensor(), Tensor(), 1e-5f);
