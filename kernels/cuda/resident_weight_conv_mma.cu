@@ -25,7 +25,11 @@
 // against this kernel in the same run): each block walking a contiguous run of tiles along d,
 // with the staged planes in a ring and the next tile's new planes staged during this one's
 // products (two more barriers a tile), 0.73 -> 0.75 ms; 12 warps of two rows, forward 31.56 ->
-// 31.70 ms; fragments two steps ahead, 31.84 ms; both, 31.74 ms (0.77 ms a conv).
+// 31.70 ms; fragments two steps ahead, 31.84 ms; both, 31.74 ms (0.77 ms a conv). And the
+// products on sm_90a's wgmma (m64n48k16, A from registers through ldmatrix, B from shared
+// memory through a descriptor; branch exp/wgmma-resident-conv): 0.73 -> 0.71 ms a conv, the
+// forward 31.33 / 31.30 -> 31.27 / 31.24 ms in fp16, not worth a second code path and a
+// build for 90a.
 #include <algorithm>
 #include <cstdint>
 
