@@ -181,6 +181,24 @@ __global__ void instance_finish_kernel(const T* x, const double2* partial, float
   stats[i] = make_float2(static_cast<float>(mean), static_cast<float>(rsqrt(var + static_cast<double>(eps))));
 }
 
+// The norm of V channels from c0 of one sample, (x - mean) * scale + shift, with 1/std and
+// gamma folded into one scale; `stats` points at the first channel's (mean, 1/std).
+template <int V>
+struct ChannelNorm {
+  float mean[V], scale[V], shift[V];
+  ChannelNorm() = default;
+  __device__ ChannelNorm(const float2* stats, const float* gamma, const float* beta, std::int64_t c0) {
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float2 s = stats[k];
+      mean[k] = s.x;
+      scale[k] = s.y * (gamma ? gamma[c0 + k] : 1.0f);
+      shift[k] = beta ? beta[c0 + k] : 0.0f;
+    }
+  }
+  __device__ float apply(int k, float x) const { return (x - mean[k]) * scale[k] + shift[k]; }
+};
+
 // y = act(norm(x) + residual), the residual normalised first with its own statistics and
 // affine where NormalisedResidual (NormEpilogue's residual_gamma and residual_beta). Threads
 // are laid out as in the statistics kernel (a fixed vector of V channels, voxels in lanes;
@@ -205,24 +223,10 @@ __global__ void __launch_bounds__(kNormThreads)
   const std::int64_t c0 = (static_cast<std::int64_t>(blockIdx.z) * layout.vectors + vector) * V;
   if (lane >= layout.lanes || c0 >= c) return;
   const std::int64_t n = blockIdx.y;
-  float mean[V], scale[V], shift[V];
-#pragma unroll
-  for (int k = 0; k < V; ++k) {
-    const float2 s = stats[n * c + c0 + k];
-    mean[k] = s.x;
-    scale[k] = s.y * (gamma ? gamma[c0 + k] : 1.0f);
-    shift[k] = beta ? beta[c0 + k] : 0.0f;
-  }
-  float residual_mean[V], residual_scale[V], residual_shift[V];
-  if constexpr (NormalisedResidual) {
-#pragma unroll
-    for (int k = 0; k < V; ++k) {
-      const float2 s = residual_stats[n * c + c0 + k];
-      residual_mean[k] = s.x;
-      residual_scale[k] = s.y * (residual_gamma ? residual_gamma[c0 + k] : 1.0f);
-      residual_shift[k] = residual_beta ? residual_beta[c0 + k] : 0.0f;
-    }
-  }
+  const ChannelNorm<V> norm(stats + n * c + c0, gamma, beta, c0);
+  ChannelNorm<V> residual_norm;
+  if constexpr (NormalisedResidual)
+    residual_norm = ChannelNorm<V>(residual_stats + n * c + c0, residual_gamma, residual_beta, c0);
   const std::int64_t sample = n * voxels * c + c0;
   for (std::int64_t v = static_cast<std::int64_t>(blockIdx.x) * layout.lanes + lane; v < voxels;
        v += static_cast<std::int64_t>(gridDim.x) * layout.lanes) {
@@ -232,9 +236,9 @@ __global__ void __launch_bounds__(kNormThreads)
     if (residual) skip.load(residual + at);
 #pragma unroll
     for (int k = 0; k < V; ++k) {
-      float out = (value.v[k] - mean[k]) * scale[k] + shift[k];
+      float out = norm.apply(k, value.v[k]);
       if constexpr (NormalisedResidual) {
-        out += (skip.v[k] - residual_mean[k]) * residual_scale[k] + residual_shift[k];
+        out += residual_norm.apply(k, skip.v[k]);
       } else if (residual) {
         out += skip.v[k];
       }
