@@ -210,15 +210,17 @@ __device__ __forceinline__ Corners corners_of(const SamplePoint& s, const Deform
 }
 
 // sum[q] = sum over the corners of corner * x for Q groups of G float16 channels at once,
-// group q's first channel at first + q * step (kPackedCorners): half2 FMAs, where the sum of at most eight
-// terms with weights summing to at most 1 stays within the range of the inputs. Corners outer, groups inner,
-// so that a corner's address is computed once and the groups are read at fixed distances from it: immediate
-// offsets in the loads where step is a compile-time constant. Before, each group walked its own eight corners
-// (a 64-bit address per group and corner); this order, with the threads per voxel fixed at compile time for
-// stages 0 and 1, took the deformable convs of a base 128^3 forward from 14.13 to 13.29 ms (H200, fp16, ncu;
-// stage 0's dw7d3 3.72 -> 3.51 ms) and the hot kernels' spills from 36 and 44 bytes (fp16, bf16) to 8 and 12;
-// the forward with the graph, two rounds interleaved, fp16 31.37 / 31.39 -> 30.58 / 30.56 ms, bf16 31.64
-// / 31.68 -> 30.80 / 30.79 ms. The sums are the same, in the same order.
+// group q's first channel at first + q * step (kPackedCorners): half2 FMAs, where the sum of
+// at most eight terms with weights summing to at most 1 stays within the range of the inputs.
+// Corners outer, groups inner, so that a corner's address is computed once and the groups are
+// read at fixed distances from it: immediate offsets in the loads where step is a compile-time
+// constant. Before, each group walked its own eight corners (a 64-bit address per group and
+// corner); this order, with the threads per voxel fixed at compile time for stages 0 and 1,
+// took the deformable convs of a base 128^3 forward from 14.13 to 13.29 ms (H200, fp16, ncu;
+// stage 0's dw7d3 3.72 -> 3.51 ms) and the hot kernels' spills from 36 and 44 bytes (fp16,
+// bf16) to 8 and 12; the forward with the graph, two rounds interleaved, fp16 31.37 / 31.39 ->
+// 30.58 / 30.56 ms, bf16 31.64 / 31.68 -> 30.80 / 30.79 ms. The sums are the same, in the same
+// order.
 template <int G, int Q>
 __device__ __forceinline__ void sum_corners_packed(const f16* first, int step, const Corners& k,
                                                    __half2 (&sum)[Q][G / 2]) {
