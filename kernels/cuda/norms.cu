@@ -181,8 +181,9 @@ __global__ void instance_finish_kernel(const T* x, const double2* partial, float
   stats[i] = make_float2(static_cast<float>(mean), static_cast<float>(rsqrt(var + static_cast<double>(eps))));
 }
 
-// The norm of V channels from c0 of one sample, (x - mean) * scale + shift, with 1/std and
-// gamma folded into one scale; `stats` points at the first channel's (mean, 1/std).
+// The norm of V channels from c0 of one sample, (x - mean) * scale + shift: 1/std and gamma
+// folded into one scale, shift being beta (0 without one); `stats` points at the first
+// channel's (mean, 1/std).
 template <int V>
 struct ChannelNorm {
   float mean[V], scale[V], shift[V];
