@@ -568,9 +568,17 @@ TEST(OpsDispatch, ReportsUnsupportedDeviceAndBadShapes) {
   // backend before any work.
   for (bool reference : {false, true}) {
     const Tensor x = Tensor::zeros({1, 2, 2, 2, 3}), c3 = Tensor::zeros({3}), c4 = Tensor::zeros({4});
-    EXPECT_THROW(CALL(instance_norm, x, c3, c3, 1e-5f, NormEpilogue{Tensor(), false, 0.01f, c3, c3}), Error);
-    EXPECT_THROW(CALL(instance_norm, x, c3, c3, 1e-5f, NormEpilogue{x, false, 0.01f, c3, Tensor()}), Error);
-    EXPECT_THROW(CALL(instance_norm, x, c3, c3, 1e-5f, NormEpilogue{x, false, 0.01f, c4, c3}), Error);
+    const auto expect_error = [&](const NormEpilogue& epilogue, const std::string& fragment) {
+      try {
+        CALL(instance_norm, x, c3, c3, 1e-5f, epilogue);
+        ADD_FAILURE() << "expected an error containing '" << fragment << "'";
+      } catch (const Error& error) {
+        EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+      }
+    };
+    expect_error(NormEpilogue{Tensor(), false, 0.01f, c3, c3}, "need a residual");
+    expect_error(NormEpilogue{x, false, 0.01f, c3, Tensor()}, "needs both residual_gamma and residual_beta");
+    expect_error(NormEpilogue{x, false, 0.01f, c4, c3}, "residual_gamma must be [3], got [4]");
   }
   try {
     layer_norm(Tensor(), Tensor(), Tensor(), 1e-5f);
