@@ -1,10 +1,11 @@
-// cuBLASLt with the bias epilogue (gemm_bias_lt.cuh). Row-major C = A B is the column-major
+// cuBLASLt with the bias epilogue, or none (gemm_bias_lt.cuh). Row-major C = A B is the column-major
 // C^T (N x M, leading dimension N) = B^T (N x K) A^T (K x M), with no transposes: the bias runs
 // along D's rows, one value per output channel. One plan (descriptors and the heuristic's
 // first algorithm) per shape, types and pointer alignments, made once: the choice is the same
-// every run, so the bytes are.
+// every run, so the bytes are. Plans asked for `timed` are timed instead (choose_by_time).
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,15 +52,108 @@ struct Plan {
 };
 
 using Key = std::tuple<int, int, std::int64_t, std::int64_t, std::int64_t, std::uint32_t, std::uint32_t,
-                       std::uint32_t>;
+                       std::uint32_t, bool, bool>;
+
+// Candidates a timed plan tries: the heuristic's first eight.
+constexpr int kTimedCandidates = 8;
+
+// Milliseconds of one run of `algorithm`, the least of three after one to warm up (CUDA
+// events on the stream: the host waits).
+float time_algorithm(const Plan& plan, const cublasLtMatmulAlgo_t& algorithm, const void* A, const void* B,
+                     void* C, void* workspace, std::size_t workspace_bytes) {
+  const float alpha = 1.0f, beta = 0.0f;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  check_cuda(cudaEventCreate(&start), "cuBLASLt timing: event");
+  check_cuda(cudaEventCreate(&stop), "cuBLASLt timing: event");
+  float best = 1e30f;
+  for (int run = 0; run < 4; ++run) {
+    check_cuda(cudaEventRecord(start, stream()), "cuBLASLt timing: record");
+    const cublasStatus_t status =
+        cublasLtMatmul(handle(), plan.operation, &alpha, B, plan.a, A, plan.b, &beta, C, plan.c, C, plan.c,
+                       &algorithm, workspace, workspace_bytes, stream());
+    check_cuda(cudaEventRecord(stop, stream()), "cuBLASLt timing: record");
+    check_cuda(cudaEventSynchronize(stop), "cuBLASLt timing: wait");
+    float ms = 0.0f;
+    check_cuda(cudaEventElapsedTime(&ms, start, stop), "cuBLASLt timing: elapsed");
+    if (status != CUBLAS_STATUS_SUCCESS) {
+      best = 1e30f;  // unusable: never chosen
+      break;
+    }
+    if (run > 0) best = std::min(best, ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return best;
+}
+
+__global__ void count_differences_kernel(const std::uint16_t* a, const std::uint16_t* b, std::int64_t n,
+                                         unsigned int* count) {
+  VOXMAMBA_GRID_STRIDE(i, n) {
+    if (a[i] != b[i]) atomicAdd(count, 1u);
+  }
+}
+
+// Whether the `bytes` (even) at a and b on the GPU are the same, bit for bit (the host waits).
+bool same_bytes(const void* a, const void* b, std::size_t bytes, const Device& device) {
+  Tensor count = Tensor::zeros({1}, DType::i32, device);
+  const std::int64_t n = static_cast<std::int64_t>(bytes / 2);
+  count_differences_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+      static_cast<const std::uint16_t*>(a), static_cast<const std::uint16_t*>(b), n,
+      static_cast<unsigned int*>(count.raw_data()));
+  check_launch("cuBLASLt timing: compare");
+  unsigned int differences = 1;
+  check_cuda(
+      cudaMemcpyAsync(&differences, count.raw_data(), sizeof(differences), cudaMemcpyDeviceToHost, stream()),
+      "cuBLASLt timing: copy");
+  check_cuda(cudaStreamSynchronize(stream()), "cuBLASLt timing: wait");
+  return differences == 0;
+}
+
+// The plan's algorithm, timed among the heuristic's candidates on the call's own buffers (C is
+// written, `c_bytes` of it, and the call writes it again): the heuristic's first stays unless
+// another takes at most 95% of its time, so that near ties (noise) do not move the choice, and
+// gives the same bytes as the first on these inputs, so that `forward` still gives the same
+// bytes every run whichever algorithm a run picks (cudnn_conv.cu's rule).
+void choose_by_time(Plan& plan, const cublasLtMatmulHeuristicResult_t* results, int count, const void* A,
+                    const void* B, void* C, std::size_t c_bytes, const Device& device) {
+  std::size_t workspace_bytes = 0;
+  for (int i = 0; i < count; ++i) workspace_bytes = std::max(workspace_bytes, results[i].workspaceSize);
+  Tensor workspace;
+  if (workspace_bytes > 0) {
+    workspace = Tensor::empty({static_cast<std::int64_t>((workspace_bytes + 3) / 4)}, DType::f32, device);
+  }
+  const float first = time_algorithm(plan, results[0].algo, A, B, C, workspace.raw_data(), workspace_bytes);
+  Tensor first_result = Tensor::empty({static_cast<std::int64_t>(c_bytes / 2)}, DType::f16, device);
+  check_cuda(cudaMemcpyAsync(first_result.raw_data(), C, c_bytes, cudaMemcpyDeviceToDevice, stream()),
+             "cuBLASLt timing: copy");
+  float best = first;
+  for (int i = 1; i < count; ++i) {
+    const float ms = time_algorithm(plan, results[i].algo, A, B, C, workspace.raw_data(), workspace_bytes);
+    if (ms <= 0.95f * first && ms < best && same_bytes(C, first_result.raw_data(), c_bytes, device)) {
+      best = ms;
+      plan.algorithm = results[i].algo;
+      plan.workspace = results[i].workspaceSize;
+    }
+  }
+}
+
+// `timed_call` holds the call's buffers where the plan is to be timed (not while a CUDA graph
+// records: the plan then keeps the heuristic's first).
+struct TimedCall {
+  const void *A, *B;
+  void* C;
+  std::size_t c_bytes;
+  const Device* device;
+};
 
 std::unique_ptr<Plan> make_plan(DType type, DType c_type, std::int64_t M, std::int64_t N, std::int64_t K,
-                                const std::uint32_t (&alignment)[4]) {
+                                const std::uint32_t (&alignment)[4], bool with_bias,
+                                const TimedCall* timed_call) {
   auto plan = std::make_unique<Plan>();
   const cudaDataType_t data = cuda_data_type(type), out = cuda_data_type(c_type);
   if (cublasLtMatmulDescCreate(&plan->operation, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS)
     return plan;
-  const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  const cublasLtEpilogue_t epilogue = with_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
   cublasLtMatmulDescSetAttribute(plan->operation, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue));
   // Lt's A is our B (N x K), its B our A (K x M), its C and D our C (N x M).
   if (cublasLtMatrixLayoutCreate(&plan->a, data, N, K, N) != CUBLAS_STATUS_SUCCESS ||
@@ -77,15 +171,20 @@ std::unique_ptr<Plan> make_plan(DType type, DType c_type, std::int64_t M, std::i
   for (int i = 0; i < 4; ++i) {
     cublasLtMatmulPreferenceSetAttribute(preference, alignments[i], &alignment[i], sizeof(alignment[i]));
   }
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kTimedCandidates]{};
   int returned = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
-      handle(), plan->operation, plan->a, plan->b, plan->c, plan->c, preference, 1, &result, &returned);
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(handle(), plan->operation, plan->a, plan->b, plan->c, plan->c,
+                                     preference, timed_call ? kTimedCandidates : 1, results, &returned);
   cublasLtMatmulPreferenceDestroy(preference);
-  if (status == CUBLAS_STATUS_SUCCESS && returned > 0 && result.state == CUBLAS_STATUS_SUCCESS) {
-    plan->algorithm = result.algo;
-    plan->workspace = result.workspaceSize;
-    plan->supported = true;
+  if (status != CUBLAS_STATUS_SUCCESS || returned == 0 || results[0].state != CUBLAS_STATUS_SUCCESS)
+    return plan;
+  plan->algorithm = results[0].algo;
+  plan->workspace = results[0].workspaceSize;
+  plan->supported = true;
+  if (timed_call && returned > 1) {
+    choose_by_time(*plan, results, returned, timed_call->A, timed_call->B, timed_call->C, timed_call->c_bytes,
+                   *timed_call->device);
   }
   return plan;
 }
@@ -93,23 +192,40 @@ std::unique_ptr<Plan> make_plan(DType type, DType c_type, std::int64_t M, std::i
 }  // namespace
 
 bool gemm_bias_lt(DType type, const void* A, const void* B, const void* bias, void* C, std::int64_t M,
-                  std::int64_t N, std::int64_t K, DType c_type, const Device& device) {
+                  std::int64_t N, std::int64_t K, DType c_type, const Device& device, bool timed) {
   if (type == DType::f32 || M == 0 || N == 0 || K == 0) return false;
   static std::mutex mutex;
   static std::map<Key, std::unique_ptr<Plan>> plans;
   // Lt's A, B and C/D are our B, A and C. The plan does not depend on the bias pointer, which
   // is set on it for each call.
   const std::uint32_t alignment[4] = {alignment_of(B), alignment_of(A), alignment_of(C), alignment_of(C)};
-  const Key key{
-      static_cast<int>(type), static_cast<int>(c_type), M, N, K, alignment[0], alignment[1], alignment[2]};
+  const bool with_bias = bias != nullptr;
+  const Key key{static_cast<int>(type),
+                static_cast<int>(c_type),
+                M,
+                N,
+                K,
+                alignment[0],
+                alignment[1],
+                alignment[2],
+                with_bias,
+                timed};
   // Held to the launch: the bias pointer is set on the plan's shared descriptor.
   std::lock_guard<std::mutex> lock(mutex);
   auto found = plans.find(key);
-  if (found == plans.end()) found = plans.emplace(key, make_plan(type, c_type, M, N, K, alignment)).first;
+  if (found == plans.end()) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    check_cuda(cudaStreamIsCapturing(stream(), &capture), "cuBLASLt: capture status");
+    const TimedCall call{A, B, C, static_cast<std::size_t>(M * N) * dtype_size(c_type), &device};
+    const bool time_it = timed && capture == cudaStreamCaptureStatusNone;
+    found =
+        plans.emplace(key, make_plan(type, c_type, M, N, K, alignment, with_bias, time_it ? &call : nullptr))
+            .first;
+  }
   const Plan* plan = found->second.get();
   if (!plan->supported) return false;
-  if (cublasLtMatmulDescSetAttribute(plan->operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                     sizeof(bias)) != CUBLAS_STATUS_SUCCESS) {
+  if (with_bias && cublasLtMatmulDescSetAttribute(plan->operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                  sizeof(bias)) != CUBLAS_STATUS_SUCCESS) {
     return false;
   }
   Tensor workspace;
