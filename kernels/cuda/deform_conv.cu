@@ -309,6 +309,14 @@ __device__ __forceinline__ void add_sample(const S* xn, const float* tap_weights
 // which spilled, 41.2 and 45.3 ms. The geometry each thread then computes for fewer channels
 // costs more than the loads it saves: issue and latency, not L1 bytes, bound this kernel.
 //
+// Also measured and dropped (branch exp/fused-offset-head): the offset head's last map computed
+// in this kernel on tensor cores (mma.sync, a warp's 16 or 8 voxels as the rows, 8 or 16 taps'
+// offsets a chunk through a table in shared memory), which removes the head's GEMMs (0.99 ms
+// of an fp16 forward) and its 541 MB outputs. Stage 0's dw7d3 then took 2.3% more cycles but
+// ran at 1.79 GHz instead of 1.98 (ncu, clocks free, one run; the matrix instructions seem to
+// bring the clock down, as the tensor-core kernels run), 3.52 -> 3.96 ms; the forward with the
+// graph, fp16 30.49 / 30.48 -> 30.97 / 31.02 ms, bf16 30.74 / 30.75 -> 31.16 / 31.10 ms.
+//
 // ThreadsPerVoxel, where not 0, fixes g.C / (G * Q) at compile time (see sum_corners_packed).
 // S is the type of the samples read, T that of the offsets and the output: S = T, or float16
 // samples of bfloat16 data (kHalfSamples), read from x's scaled half copy. There every sum is
