@@ -114,7 +114,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
   // Profiled in three widths: narrow outputs (the Mamba blocks' dt, B, C projections), wide
   // ones of at least 4x the input (the deformable offset heads' 3 K^3), and the rest.
   const std::int64_t in = weight.rank() == 2 ? weight.dim(0) : 0, out = weight.rank() == 2 ? weight.dim(1) : 0;
-  const char* label = out < 32 ? "linear_narrow" : (out >= 4 * in ? "linear_wide" : "linear");
+  const char* label = out < 32 ? "linear_narrow" : (is_wide_linear(in, out) ? "linear_wide" : "linear");
   return VOXMAMBA_DISPATCH_AS(label, Op::Linear, x, linear, x, weight, bias, output);
 }
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {

@@ -154,6 +154,9 @@ Tensor softplus(const Tensor& x);  // log(1 + e^x), and x itself above 20 as PyT
 // float32 (the network's logits, which bfloat16 would round by up to 2^-9 of their size).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
               std::optional<DType> output = std::nullopt);
+// A map to at least 4x its inputs (the deformable offset heads: 48 or 96 channels into 3 K^3):
+// its output is its whole cost. The GPU times its GEMM's algorithm; profiles label it apart.
+inline bool is_wide_linear(std::int64_t in, std::int64_t out) { return out >= 4 * in; }
 
 // ---- sequences over a volume's voxels ---------------------------------------------------
 

@@ -105,14 +105,15 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
       return y;
     }
   }
-  if (!bias.defined() && out >= 4 * in) {
+  if (!bias.defined() && is_wide_linear(in, out)) {
     // The wide maps without a bias (the deformable offset heads, 48 or 96 channels into 1032
     // or 384 offsets, the output their whole cost) on the fastest of cuBLASLt's candidates,
     // timed at the first call. H200, base's stage 0 at 64^3 into 1032 offsets (zeros, median
     // of 20): cublasGemmEx took 341 us in fp16 and 405 in bf16, the fastest candidate 286 and
     // 243; a memset of the output takes 125. In the forward (ncu) that map went from 326 to
-    // 260 us in fp16 and from 379 to 368 in bf16; with the graph, two rounds interleaved in
-    // one run, fp16 30.48 / 30.51 -> 30.29 / 30.42 ms, bf16 30.78 / 30.72 -> 30.45 / 30.47 ms.
+    // 260 us in fp16; in bf16 a plain run chose one of 226 us (ncu's replays time them
+    // otherwise: gemm_bias_lt.cu). With the graph, two rounds interleaved in one run, fp16
+    // 30.48 / 30.51 -> 30.29 / 30.42 ms, bf16 30.78 / 30.72 -> 30.45 / 30.47 ms.
     if (gemm_bias_lt(x.dtype(), x.raw_data(), weight.raw_data(), nullptr, y.raw_data(), rows, out, in,
                      out_type, x.device(), /*timed=*/true)) {
       return y;
