@@ -100,11 +100,12 @@ constexpr int kNormThreads = 256;
 struct NormLayout {
   int vectors;  // channel vectors in a block (all of them when C / V <= 256)
   int lanes;    // voxel lanes of a block
+  int groups;   // blocks across a voxel's C / V vectors
 };
 
 NormLayout norm_layout(std::int64_t c, int V) {
   const int vectors = static_cast<int>(std::min<std::int64_t>(c / V, kNormThreads));
-  return {vectors, kNormThreads / vectors};
+  return {vectors, kNormThreads / vectors, static_cast<int>((c / V + vectors - 1) / vectors)};
 }
 
 // Block (vector group blockIdx.x, split blockIdx.y, sample blockIdx.z):
@@ -259,7 +260,7 @@ Tensor instance_stats(const Tensor& x, float eps) {
   // sums 4 voxels. H200, the 36 instance norms of a base 128^3 forward (ncu): 1.39 ms of
   // statistics before (64 voxels a thread; a 16^3 x 192 volume got 6 blocks and took 18 us),
   // 0.99 ms with the small volumes split, 0.86 ms at 32 voxels a thread (16 or 8: 0.87).
-  const std::int64_t vector_groups = (c / V + layout.vectors - 1) / layout.vectors;
+  const std::int64_t vector_groups = layout.groups;
   const std::int64_t fill = (2 * multiprocessor_count() + vector_groups * N - 1) / (vector_groups * N);
   const std::int64_t wanted =
       std::max(voxels / (layout.lanes * 32), std::min(fill, voxels / (layout.lanes * 4)));
@@ -286,7 +287,7 @@ void launch_instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& be
   // Voxel blocks enough for a few waves; y: samples; z: groups of channel vectors.
   const std::int64_t voxel_blocks = std::clamp<std::int64_t>((voxels + layout.lanes * 8 - 1) / (layout.lanes * 8), 1, 4096);
   const dim3 normalize_grid(static_cast<unsigned int>(voxel_blocks), static_cast<unsigned int>(N),
-                            static_cast<unsigned int>((c / V + layout.vectors - 1) / layout.vectors));
+                            static_cast<unsigned int>(layout.groups));
   const auto stats_of = [](const Tensor& t) {
     return t.defined() ? static_cast<const float2*>(t.raw_data()) : nullptr;
   };
