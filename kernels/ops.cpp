@@ -112,7 +112,7 @@ Tensor leaky_relu(const Tensor& x, float slope) {
 Tensor softplus(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Softplus, x, softplus, x); }
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
   // Profiled in three widths: narrow outputs (the Mamba blocks' dt, B, C projections), wide
-  // ones of at least 4x the input (the deformable offset heads' 3 K^3), and the rest.
+  // ones (is_wide_linear: the deformable offset heads' 3 K^3), and the rest.
   const std::int64_t in = weight.rank() == 2 ? weight.dim(0) : 0, out = weight.rank() == 2 ? weight.dim(1) : 0;
   const char* label = out < 32 ? "linear_narrow" : (is_wide_linear(in, out) ? "linear_wide" : "linear");
   return VOXMAMBA_DISPATCH_AS(label, Op::Linear, x, linear, x, weight, bias, output);

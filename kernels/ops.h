@@ -155,7 +155,8 @@ Tensor softplus(const Tensor& x);  // log(1 + e^x), and x itself above 20 as PyT
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
               std::optional<DType> output = std::nullopt);
 // A map to at least 4x its inputs (the deformable offset heads: 48 or 96 channels into 3 K^3):
-// its output is its whole cost. The GPU times its GEMM's algorithm; profiles label it apart.
+// its output is its whole cost. Without a bias the GPU times its GEMM's algorithm at the first
+// call (linear.cu); profiles label it apart.
 inline bool is_wide_linear(std::int64_t in, std::int64_t out) { return out >= 4 * in; }
 
 // ---- sequences over a volume's voxels ---------------------------------------------------

@@ -323,12 +323,13 @@ __global__ void scan_output_kernel(ScanPointers<T> p, const float* incoming, T* 
 // warps, and stage 0's output walks took 236 us where they take 229 (same forward time).
 // Nor is the walk bound by the MUFU pipe that its exponentials use (stage 0's first fp16
 // scan, Nsight Compute): the summary keeps it 73% busy and issues in 52% of cycles, at 37.5%
-// theoretical occupancy (six blocks, by shared memory and by registers). Measured and dropped
-// (H200, base 128^3 with the graph, two rounds in one run): 3, 4 or 5 of a token's 16 decays
-// as a degree-5 polynomial on the FMA pipe, as FlashAttention 4 does (the MUFU pipe then 57%
-// busy and issue 71%, the summary still 158 us, the output walk 197 -> 215 us; fp16 forward
-// 30.35 / 30.38 ms with none, 30.36 / 30.41 with 3, 30.52 / 30.48 with 4); and each token's
-// dt, x and epilogue read a token ahead (30.45 / 30.42 -> 30.52 / 30.52 ms).
+// theoretical occupancy (six blocks by shared memory, and by registers in the output walk).
+// Measured and dropped (H200, base 128^3 with the graph, two rounds in one run; branch
+// exp/scan-fma-exp2): 3, 4 or 5 of a token's 16 decays as a degree-5 polynomial on the FMA
+// pipe, as FlashAttention 4 does (with 4, the MUFU pipe 57% busy and issue 71%, the summary
+// still 158 us, the output walk 197 -> 215 us; fp16 forward 30.35 / 30.38 ms with none,
+// 30.36 / 30.41 with 3, 30.52 / 30.48 with 4, 30.56 / 30.57 with 5); and each token's dt, x
+// and epilogue read a token ahead (30.45 / 30.42 -> 30.52 / 30.52 ms).
 constexpr int kTiledStates = 16;
 // 32 tokens a tile for 16-bit types, 16 for float32, whose rows take twice the space: the
 // tiles of a block's four warps stay within 48 KB of static shared memory.
