@@ -7,8 +7,8 @@
 # has no Debian packages.
 # STAGES (environment) picks stages: "build tests parity bench twin" by default, and also
 # "kernels" (every kernel of one base 128^3 fp16 forward timed by Nsight Compute, without the
-# per-op waits of --profile: tools/kernel_times.py prints the time per op class and writes
-# $OUT/kernels.csv)
+# per-op waits of --profile: tools/kernel_times.py prints the time and SM clock per op class
+# and writes $OUT/kernels.csv)
 # and "segment" (scripts/gpu_segment.sh: `voxmamba segment` on a 256^3 volume with TTA, from
 # the bundle scripts/gpu_bundle.sh made, carried in .gpu-bundle). TWIN_ARGS adds arguments
 # to bench_twin.py (e.g. --compile); TWIN_ENGINE_PRECISION the engine's precision there (bf16). Logs go to $OUT or /tmp/gpu-check.
@@ -51,7 +51,8 @@ status=0
   fi
   if [[ $stages == *" kernels "* ]]; then
     if command -v ncu >/dev/null; then
-      ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv --print-units base \
+      ncu --clock-control none --cache-control none --csv --print-units base \
+        --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second \
         $bench --device cuda --precision fp16 --config base --size 128 --repeats 1 > /tmp/voxmamba_ncu.csv \
         && python3 tools/kernel_times.py /tmp/voxmamba_ncu.csv --table "$out/kernels.csv" || status=1
     else

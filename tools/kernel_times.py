@@ -2,10 +2,12 @@
 
 The forward benchmark's --profile 1 makes every op wait for the GPU, which adds about 10 us an
 op (its total exceeds the median by ~15%); Nsight Systems is not installed on the GPU machine.
-Nsight Compute with only the duration metric times each kernel alone, with no wait between ops:
+Nsight Compute with only the duration metric (and the SM clock, read in the same pass) times
+each kernel alone, with no wait between ops:
 
-    ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv \\
-        --print-units base build-gpu/bench/voxmamba_forward_benchmark --device cuda \\
+    ncu --clock-control none --cache-control none --csv --print-units base \\
+        --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second \\
+        build-gpu/bench/voxmamba_forward_benchmark --device cuda \\
         --config base --size 128 --repeats 1 > ncu.csv
     python3 tools/kernel_times.py ncu.csv [--table kernels.csv]
 
@@ -13,10 +15,13 @@ The benchmark's warm-up and timed passes launch the same kernels in the same ord
 some more besides (it converts the weights, and cuBLASLt times its candidates for the offset
 heads' GEMMs and compares their bytes), so the timed pass is the longest run of kernels at the
 end of the file whose kernels all appear, in order, in the run just before it, which ends
-with the same kernel. Prints one JSON
+with the same kernel. (cuBLASLt's timing runs under ncu's replays too, so the wide GEMMs may
+pick other candidates there than in a plain run: kernels/cuda/gemm_bias_lt.cu.) Prints one JSON
 object: the pass's kernel count and total, its time per op class (the classes of issue 4:
 deformable and depthwise convs, dense convs, linear maps, scans, norms, the rest) and its ten
-longest kernels; --table writes every kernel of the pass (index, name, grid, block, us).
+longest kernels; --table writes every kernel of the pass (index, name, grid, block, us). With
+sm__cycles_elapsed.avg.per_second among ncu's metrics, each class's time-weighted SM clock too
+(class_clock_ghz), and each kernel's in the table.
 
     python3 tools/kernel_times.py --selftest     checks the parsing on a made-up file
 """
@@ -55,18 +60,27 @@ def short_name(name):
     return re.sub(r"voxmamba::|<unnamed>::|kernels::cuda::", "", name).strip()
 
 
+CLOCK_METRIC = "sm__cycles_elapsed.avg.per_second"
+CLOCK_UNITS = {"hz": 1e-9, "cycle/second": 1e-9, "khz": 1e-6, "mhz": 1e-3, "ghz": 1.0,
+               "cycle/usecond": 1e-3, "cycle/nsecond": 1.0}
+
+
 def read_kernels(text):
-    """[(name, grid, block, microseconds)] in launch order, from ncu's --csv output (which
-    interleaves the program's own output and ==PROF== lines)."""
+    """[(name, grid, block, microseconds, SM clock in GHz or None)] in launch order, from ncu's
+    --csv output (which interleaves the program's own output and ==PROF== lines). The clock is
+    read where ncu also collected sm__cycles_elapsed.avg.per_second."""
     rows = csv.DictReader(line for line in io.StringIO(text) if line.startswith('"'))
-    kernels = []
+    by_id = {}
     for row in rows:
-        if row.get("Metric Name") != "gpu__time_duration.sum":
-            continue
-        scale = {"ns": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}.get(row["Metric Unit"], 1e-3)
-        kernels.append((row["Kernel Name"], row["Grid Size"], row["Block Size"],
-                        float(row["Metric Value"].replace(",", "")) * scale))
-    return kernels
+        metric, unit = row.get("Metric Name"), row.get("Metric Unit", "")
+        value = float(row["Metric Value"].replace(",", ""))
+        kernel = by_id.setdefault(row["ID"], {"name": row["Kernel Name"], "grid": row["Grid Size"],
+                                              "block": row["Block Size"], "us": None, "ghz": None})
+        if metric == "gpu__time_duration.sum":
+            kernel["us"] = value * {"ns": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}.get(unit, 1e-3)
+        elif metric == CLOCK_METRIC:
+            kernel["ghz"] = value * CLOCK_UNITS.get(unit.lower(), 1e-9)
+    return [(k["name"], k["grid"], k["block"], k["us"], k["ghz"]) for k in by_id.values() if k["us"] is not None]
 
 
 def appears_in_order_before(keys, start):
@@ -93,26 +107,41 @@ def last_pass(kernels):
     return kernels
 
 
+def has_clocks(kernels):
+    return any(k[4] is not None for k in kernels)
+
+
 def summary(kernels):
-    classes = {}
-    for name, _, _, us in kernels:
+    classes, clocked = {}, {}
+    for name, _, _, us, ghz in kernels:
         label = op_class(name)
         classes[label] = classes.get(label, 0.0) + us / 1e3
+        if ghz is not None:  # time-weighted: sum of us * GHz, and of us
+            weighted = clocked.setdefault(label, [0.0, 0.0])
+            weighted[0] += us * ghz
+            weighted[1] += us
     longest = sorted(kernels, key=lambda k: -k[3])[:10]
-    return {
+    result = {
         "kernels": len(kernels),
         "total_ms": round(sum(k[3] for k in kernels) / 1e3, 3),
         "class_ms": {label: round(ms, 3) for label, ms in sorted(classes.items(), key=lambda kv: -kv[1])},
-        "longest": [{"kernel": short_name(n), "grid": g, "us": round(us, 1)} for n, g, _, us in longest],
+        "longest": [{"kernel": short_name(n), "grid": g, "us": round(us, 1)} for n, g, _, us, _ in longest],
     }
+    if clocked:
+        # Tensor-core kernels run at a lower SM clock than CUDA-core ones (H200: 1.64-1.84 against
+        # 1.94-1.98 GHz), which is part of what a class's time says.
+        result["class_clock_ghz"] = {label: round(w[0] / w[1], 3) for label, w in clocked.items() if w[1] > 0}
+    return result
 
 
 def write_table(kernels, path):
+    clocks = has_clocks(kernels)
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["index", "kernel", "grid", "block", "microseconds"])
-        for i, (name, grid, block, us) in enumerate(kernels):
-            out.writerow([i, short_name(name), grid, block, round(us, 2)])
+        out.writerow(["index", "kernel", "grid", "block", "microseconds"] + (["sm_clock_ghz"] if clocks else []))
+        for i, (name, grid, block, us, ghz) in enumerate(kernels):
+            clock = [round(ghz, 3) if ghz is not None else ""] if clocks else []
+            out.writerow([i, short_name(name), grid, block, round(us, 2)] + clock)
 
 
 def selftest():
@@ -162,12 +191,25 @@ def selftest():
         text += row(i, name, grid, ns)
     with_timing = read_kernels(text)
     assert last_pass(with_timing) == with_timing[-9:], last_pass(with_timing)
+    assert not has_clocks(with_timing) and "class_clock_ghz" not in summary(with_timing[-9:])
+    # With each kernel's SM clock (ncu's per_second metric, in Hz with --print-units base):
+    # the clock of a class is its kernels' time-weighted mean.
+    text = header
+    for i, (name, grid, ns) in enumerate(forward):
+        text += row(i, name, grid, ns)
+        ghz = 1.7 if "fprop" in name or "resident" in name else 1.98
+        text += f'"{i}","{name}","{grid}","(256, 1, 1)","{CLOCK_METRIC}","hz","{ghz * 1e9:,.0f}"\n'
+    clocked = read_kernels(text)
+    assert len(clocked) == 9 and abs(clocked[0][4] - 1.98) < 1e-9 and clocked[0][3] == 1400.0, clocked
+    s = summary(clocked)
+    assert s["class_clock_ghz"]["dense_convs"] == round((1200 * 1.7 + 170 * 1.98 + 730 * 1.7) / 2100, 3), s
+    assert s["class_clock_ghz"]["depthwise_and_deformable"] == 1.98, s
     print("kernel_times self-test passed")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("csv", nargs="?", help="ncu --csv output (duration metric)")
+    ap.add_argument("csv", nargs="?", help="ncu --csv output (duration metric, optionally the SM clock)")
     ap.add_argument("--table", help="write the pass's kernels to this CSV file")
     ap.add_argument("--selftest", action="store_true", help="check the parsing on a made-up file and exit")
     args = ap.parse_args(argv)
