@@ -260,15 +260,14 @@ Tensor instance_stats(const Tensor& x, float eps) {
   // sums 4 voxels. H200, the 36 instance norms of a base 128^3 forward (ncu): 1.39 ms of
   // statistics before (64 voxels a thread; a 16^3 x 192 volume got 6 blocks and took 18 us),
   // 0.99 ms with the small volumes split, 0.86 ms at 32 voxels a thread (16 or 8: 0.87).
-  const std::int64_t vector_groups = layout.groups;
-  const std::int64_t fill = (2 * multiprocessor_count() + vector_groups * N - 1) / (vector_groups * N);
+  const std::int64_t fill = (2 * multiprocessor_count() + layout.groups * N - 1) / (layout.groups * N);
   const std::int64_t wanted =
       std::max(voxels / (layout.lanes * 32), std::min(fill, voxels / (layout.lanes * 4)));
   const int splits = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, 2048));
   Tensor partial = Tensor::empty({N * splits * c * 4}, DType::f32, x.device());  // double2 each
   Tensor stats = Tensor::empty({N * c * 2}, DType::f32, x.device());             // float2 each
   double2* partial_d = static_cast<double2*>(partial.raw_data());
-  const dim3 grid(static_cast<unsigned int>(vector_groups), splits, static_cast<unsigned int>(N));
+  const dim3 grid(static_cast<unsigned int>(layout.groups), splits, static_cast<unsigned int>(N));
   instance_stats_kernel<T, V>
       <<<grid, kNormThreads, 0, stream()>>>(ptr_as<T>(x), partial_d, voxels, c, splits, layout);
   instance_finish_kernel<T><<<blocks_for(N * c * 32), kThreads, 0, stream()>>>(
