@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -45,6 +46,18 @@ int shared_memory_per_block_optin();
 #define VOXMAMBA_GRID_STRIDE(i, n)                                                             \
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < (n); \
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+
+// The blocks of `kernel` (of `threads` threads and `dynamic_bytes` of dynamic shared memory)
+// that the whole GPU holds at once: a grid of a multiple of this runs in whole waves, with no
+// last wave that leaves most multiprocessors idle.
+template <typename Kernel>
+std::int64_t resident_blocks(Kernel kernel, int threads, std::size_t dynamic_bytes = 0) {
+  int per_multiprocessor = 0;
+  check_cuda(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, threads, dynamic_bytes),
+      "blocks a multiprocessor holds");
+  return std::int64_t(per_multiprocessor < 1 ? 1 : per_multiprocessor) * multiprocessor_count();
+}
 
 constexpr int kThreads = 256;
 inline unsigned int blocks_for(std::int64_t work, int threads = kThreads) {

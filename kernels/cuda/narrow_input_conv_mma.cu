@@ -214,14 +214,10 @@ bool narrow_input_conv_mma(const Tensor& x, const Tensor& weight, const Tensor& 
         check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
                    "conv3d narrow input (tensor cores) shared memory");
       }
-      int per_multiprocessor = 0;
-      check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, kWarps * 32, bytes),
-                 "conv3d narrow input (tensor cores) occupancy");
       // Blocks walk tiles in a grid-stride loop, so each loads the weights once for many tiles.
       const std::int64_t tiles =
           static_cast<std::int64_t>(g.N) * g.Do * g.Ho * ((g.Wo + kTileVoxels - 1) / kTileVoxels);
-      const std::int64_t blocks = std::min<std::int64_t>(
-          tiles, std::int64_t(std::max(1, per_multiprocessor)) * multiprocessor_count());
+      const std::int64_t blocks = std::min<std::int64_t>(tiles, resident_blocks(kernel, kWarps * 32, bytes));
       kernel<<<static_cast<unsigned int>(blocks), kWarps * 32, bytes, stream()>>>(ptr_as<T>(x), ptr_as<T>(weight),
                                                                                  ptr(bias), mutable_ptr_as<T>(y), g);
       check_launch("conv3d narrow input (tensor cores)");

@@ -255,21 +255,28 @@ template <typename T, int V>
 Tensor instance_stats(const Tensor& x, float eps) {
   const std::int64_t N = x.dim(0), c = x.dim(4), voxels = x.numel() / (N * c);
   const NormLayout layout = norm_layout(c, V);
-  // Enough splits to fill the GPU several times over, each thread summing ~32 voxels; on
-  // small volumes (stages 1 to 3) at least two blocks a multiprocessor where each thread still
-  // sums 4 voxels. H200, the 36 instance norms of a base 128^3 forward (ncu): 1.39 ms of
-  // statistics before (64 voxels a thread; a 16^3 x 192 volume got 6 blocks and took 18 us),
-  // 0.99 ms with the small volumes split, 0.86 ms at 32 voxels a thread (16 or 8: 0.87).
-  const std::int64_t fill = (2 * multiprocessor_count() + layout.groups * N - 1) / (layout.groups * N);
-  const std::int64_t wanted =
-      std::max(voxels / (layout.lanes * 32), std::min(fill, voxels / (layout.lanes * 4)));
-  const int splits = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, 2048));
+  const auto kernel = instance_stats_kernel<T, V>;
+  // Splits: blocks of a sample's vector group, each a strip of voxels, in whole waves of the
+  // blocks the GPU holds at once (resident_blocks): about 32 voxels a thread, rounded to whole
+  // waves, or one wave with at least 4 voxels a thread on small volumes. H200, base 128^3, fp16
+  // (ncu, one run; 660 blocks a wave): at 128^3 x 48 channels 1560 blocks (2.36 waves, the
+  // last a third full) took 67 us, 1320 take 59 (3.4 TB/s); at 64^3 x 96 390 blocks (before:
+  // 32 voxels a thread, or two blocks a multiprocessor on small volumes) took 21.5 us, 660
+  // take 17.5; the 36 passes of a forward 843 -> 742 us. (Earlier: 1.39 ms at 64 voxels a
+  // thread, 0.99 ms with the small volumes split, 0.86 ms at 32 voxels a thread.)
+  constexpr std::int64_t kMostSplits = 2048;
+  const std::int64_t per_wave =
+      std::max<std::int64_t>(1, resident_blocks(kernel, kNormThreads) / (layout.groups * N));
+  const std::int64_t waves =
+      std::clamp<std::int64_t>((voxels / (layout.lanes * 32) + per_wave / 2) / per_wave, 1,
+                               std::max<std::int64_t>(1, kMostSplits / per_wave));
+  const std::int64_t most = std::max<std::int64_t>(1, voxels / (layout.lanes * 4));
+  const int splits = static_cast<int>(std::min({per_wave * waves, most, kMostSplits}));
   Tensor partial = Tensor::empty({N * splits * c * 4}, DType::f32, x.device());  // double2 each
   Tensor stats = Tensor::empty({N * c * 2}, DType::f32, x.device());             // float2 each
   double2* partial_d = static_cast<double2*>(partial.raw_data());
   const dim3 grid(static_cast<unsigned int>(layout.groups), splits, static_cast<unsigned int>(N));
-  instance_stats_kernel<T, V>
-      <<<grid, kNormThreads, 0, stream()>>>(ptr_as<T>(x), partial_d, voxels, c, splits, layout);
+  kernel<<<grid, kNormThreads, 0, stream()>>>(ptr_as<T>(x), partial_d, voxels, c, splits, layout);
   instance_finish_kernel<T><<<blocks_for(N * c * 32), kThreads, 0, stream()>>>(
       ptr_as<T>(x), partial_d, static_cast<float2*>(stats.raw_data()), voxels, c, splits, N * c, eps);
   return stats;
@@ -283,19 +290,26 @@ void launch_instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& be
   const Tensor stats = instance_stats<T, V>(x, eps);
   const bool normalised_residual = epilogue.residual_gamma.defined();
   const Tensor residual_stats = normalised_residual ? instance_stats<T, V>(epilogue.residual, eps) : Tensor();
-  // Voxel blocks enough for a few waves; y: samples; z: groups of channel vectors.
-  const std::int64_t voxel_blocks = std::clamp<std::int64_t>((voxels + layout.lanes * 8 - 1) / (layout.lanes * 8), 1, 4096);
-  const dim3 normalize_grid(static_cast<unsigned int>(voxel_blocks), static_cast<unsigned int>(N),
-                            static_cast<unsigned int>(layout.groups));
   const auto stats_of = [](const Tensor& t) {
     return t.defined() ? static_cast<const float2*>(t.raw_data()) : nullptr;
   };
   const auto normalize = [&](auto normalised) {
-    instance_normalize_kernel<T, V, decltype(normalised)::value>
-        <<<normalize_grid, kNormThreads, 0, stream()>>>(
-            ptr_as<T>(x), stats_of(stats), ptr(gamma), ptr(beta), ptr_as<T>(epilogue.residual),
-            stats_of(residual_stats), ptr(epilogue.residual_gamma), ptr(epilogue.residual_beta), slope,
-            mutable_ptr_as<T>(y), voxels, c, layout);
+    const auto kernel = instance_normalize_kernel<T, V, decltype(normalised)::value>;
+    // x: blocks of 8 voxels a thread, at most one wave of them (resident_blocks), which then
+    // walks the voxels in a grid-stride loop; y: samples; z: groups of channel vectors. H200,
+    // fp16 (ncu, one run), at 128^3 x 48: 4096 blocks (6.2 waves of 660) took 110 us, one wave
+    // 106; with the residual's norm (3 blocks a multiprocessor) 168 -> 159 us. One voxel a
+    // thread on the small volumes was slower (11.1 -> 12.1 us at 32^3 x 192), so they keep 8.
+    const std::int64_t per_wave =
+        std::max<std::int64_t>(1, resident_blocks(kernel, kNormThreads) / (layout.groups * N));
+    const std::int64_t voxel_blocks =
+        std::clamp<std::int64_t>((voxels + layout.lanes * 8 - 1) / (layout.lanes * 8), 1, per_wave);
+    const dim3 normalize_grid(static_cast<unsigned int>(voxel_blocks), static_cast<unsigned int>(N),
+                              static_cast<unsigned int>(layout.groups));
+    kernel<<<normalize_grid, kNormThreads, 0, stream()>>>(
+        ptr_as<T>(x), stats_of(stats), ptr(gamma), ptr(beta), ptr_as<T>(epilogue.residual),
+        stats_of(residual_stats), ptr(epilogue.residual_gamma), ptr(epilogue.residual_beta), slope,
+        mutable_ptr_as<T>(y), voxels, c, layout);
   };
   if (normalised_residual) {
     normalize(std::true_type{});

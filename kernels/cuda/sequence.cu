@@ -329,7 +329,13 @@ __global__ void scan_output_kernel(ScanPointers<T> p, const float* incoming, T* 
 // pipe, as FlashAttention 4 does (with 4, the MUFU pipe 57% busy and issue 71%, the summary
 // still 158 us, the output walk 197 -> 215 us; fp16 forward 30.35 / 30.38 ms with none,
 // 30.36 / 30.41 with 3, 30.52 / 30.48 with 4, 30.56 / 30.57 with 5); and each token's dt, x
-// and epilogue read a token ahead (30.45 / 30.42 -> 30.52 / 30.52 ms).
+// and epilogue read a token ahead (30.45 / 30.42 -> 30.52 / 30.52 ms). Nor is occupancy the
+// bound (branch exp/scan-occupancy): tiles of 16 tokens (16.6 KB a block) with registers
+// bounded for 7 or 8 blocks a multiprocessor raised the theoretical occupancy to 43.75% and
+// 50% (achieved 31.5 -> 35.3 and 39.1%), but the summary stayed at 156-158 us and the output
+// walk went from 198 to 202-204 us (it spills 16 or 32 bytes); fp16 forward 30.35 / 30.34 ms,
+// 30.31 / 30.27 with 7 blocks, 30.32 / 30.32 with 8 (bf16 30.46 / 30.37, 30.41 / 30.43,
+// 30.46 / 30.39).
 constexpr int kTiledStates = 16;
 // 32 tokens a tile for 16-bit types, 16 for float32, whose rows take twice the space: the
 // tiles of a block's four warps stay within 48 KB of static shared memory.
