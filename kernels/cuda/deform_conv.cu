@@ -322,8 +322,18 @@ __device__ __forceinline__ void add_sample(const S* xn, const float* tap_weights
 // samples of bfloat16 data (kHalfSamples), read from x's scaled half copy. There every sum is
 // made at that scale (the bias scaled to it first) and scaled back before the store; the
 // scale is a power of two, so the result is that of the unscaled sums.
-template <typename T, typename S, int G, int Q, bool ChunkedOffsets, int ThreadsPerVoxel>
-__global__ void __launch_bounds__(256, 2)
+//
+// MinBlocks: the blocks a multiprocessor must hold (registers within 65536 / (256 MinBlocks)).
+// Two, except for one group a thread where a grid at two would need a second, partial wave
+// and at three fits in one: three then, within 80 registers (4 bytes spilled); larger grids,
+// not measured, keep two. H200, base at 128^3, fp16 (ncu, one run):
+// stage 2's deformable convs at 16^3 x 192 (384 blocks, 1.45 waves at two) took 152 and 245
+// us (5^3, dilated 7^3), at three 124 and 208 us; stage 3's at 8^3 (96 blocks, under one wave
+// either way) went from 60 and 79 to 65 and 89 us at three, so they keep two. The forward with
+// the graph, three for both (two rounds in one run): fp16 30.15 / 30.11 -> 30.12 / 30.02 ms,
+// bf16 30.24 / 30.33 -> 30.08 / 30.12 ms.
+template <typename T, typename S, int G, int Q, bool ChunkedOffsets, int ThreadsPerVoxel, int MinBlocks>
+__global__ void __launch_bounds__(256, MinBlocks)
     deform_kernel(const S* __restrict__ x, const T* __restrict__ offsets, const float* __restrict__ weight,
                   const float* __restrict__ bias, const float* __restrict__ offset_bias, T* __restrict__ y,
                   DeformGeometry g, const float* __restrict__ sample_absmax) {
@@ -426,10 +436,23 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
       const auto go = [&](auto sample_type, auto chunked_offsets, const void* samples, const float* absmax) {
         using S = typename decltype(sample_type)::type;
         const auto run = [&](auto fixed_threads) {
-          deform_kernel<T, S, G, Q, decltype(chunked_offsets)::value, decltype(fixed_threads)::value>
-              <<<blocks_for(slots * threads_per_voxel), kThreads, 0, stream()>>>(
-                  static_cast<const S*>(samples), ptr_as<T>(offsets), ptr(weight), ptr(bias),
-                  ptr(offset_bias), mutable_ptr_as<T>(y), g, absmax);
+          constexpr bool kChunked = decltype(chunked_offsets)::value;
+          constexpr int kFixed = decltype(fixed_threads)::value;
+          const unsigned int blocks = blocks_for(slots * threads_per_voxel);
+          const auto launch_kernel = [&](auto kernel) {
+            kernel<<<blocks, kThreads, 0, stream()>>>(static_cast<const S*>(samples), ptr_as<T>(offsets),
+                                                      ptr(weight), ptr(bias), ptr(offset_bias),
+                                                      mutable_ptr_as<T>(y), g, absmax);
+          };
+          // Three blocks a multiprocessor where that makes one wave of two's partial second (MinBlocks).
+          if constexpr (Q == 1 && G > 1) {
+            const auto three = deform_kernel<T, S, G, Q, kChunked, kFixed, 3>;
+            if (blocks > resident_blocks(deform_kernel<T, S, G, Q, kChunked, kFixed, 2>, kThreads) &&
+                blocks <= resident_blocks(three, kThreads)) {
+              return launch_kernel(three);
+            }
+          }
+          launch_kernel(deform_kernel<T, S, G, Q, kChunked, kFixed, 2>);
         };
         // Base's stages 0 and 1 (48 and 96 channels), which hold most of the work.
         if constexpr (kPackedCorners<S, G> && Q == 3) {
