@@ -100,8 +100,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
     // cuBLASLt's bias has the output's type: float32 logits take it as it is, 16-bit outputs
     // a rounded copy (the broadcast below rounds it the same way). Asked for a float32 bias
     // with a 16-bit output (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE), to drop the 32 small casts
-    // of a base forward (about 60 us), cuBLASLt 13.0 on the H200 offered no algorithm for any
-    // of base's maps (branch exp/norm-waves-lt-bias).
+    // of a base forward (about 60 us), cuBLASLt 13.0 on the H200 made no plan for any of
+    // base's maps: every call fell back to the copy (branch exp/norm-waves-lt-bias).
     const Tensor typed_bias = out_type == DType::f32 ? bias : cast(bias, out_type);
     if (gemm_bias_lt(x.dtype(), x.raw_data(), weight.raw_data(), typed_bias.raw_data(), y.raw_data(), rows,
                      out, in, out_type, x.device())) {
