@@ -199,6 +199,11 @@ std::vector<OpCase> all_cases() {
   cases.push_back(deform_case("deform_k3_c96_whole_gpu", {1, 29, 30, 31, 96}, 3, 1, 1.5f, true, 7));
   cases.push_back(deform_case("deform_k3_d2_c64_whole_gpu", {1, 29, 30, 31, 64}, 3, 2, 2.0f));
   cases.push_back(deform_case("deform_k3_d2_c32_whole_gpu", {1, 39, 41, 31, 32}, 3, 2, 2.0f, true));
+  // One group a thread, as at base stage 2 (16^3 x 192 channels: 384 blocks in 16-bit types),
+  // which GPUs of 128 to 191 multiprocessors (132 on the H100 SXM and the H200) run at three blocks
+  // a multiprocessor (deform_conv.cu's MinBlocks); offsets rows padded as the model pads them.
+  cases.push_back(
+      deform_case("deform_k3_c192_one_group_a_thread", {1, 16, 16, 16, 192}, 3, 1, 1.5f, true, 7));
   // An axis of size 1 along w, with channel vectors.
   cases.push_back(deform_case("deform_k3_w1_c16", {1, 3, 4, 1, 16}, 3, 1, 1.5f));
   cases.push_back(deform_case("deform_k3_c16_padded_offsets", {1, 4, 5, 6, 16}, 3, 1, 1.5f, true, 3));
