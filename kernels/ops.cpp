@@ -76,18 +76,40 @@ const char* token_order_name(TokenOrder order) {
   return "?";
 }
 
-Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
-  // Profiled in two classes: dense convs run on tensor cores, depthwise ones on CUDA cores.
+namespace {
+
+// Profiled in two classes: dense convs run on tensor cores, depthwise ones on CUDA cores.
+// Dense convs are also timed per shape (kernel, channels, output size): they are few and each
+// is a different problem for cuDNN.
+std::string conv3d_label(const Tensor& x, const Tensor& weight, const ConvParams& params) {
   const bool depthwise = x.rank() == 5 && weight.rank() == 3 && is_depthwise(x.dim(4), weight.dim(2), params);
-  // Dense convs are also timed per shape (kernel, channels, output size): they are few and
-  // each is a different problem for cuDNN.
   std::string label = depthwise ? "conv3d_depthwise" : "conv3d_dense";
   if (g_profiling && !depthwise && x.rank() == 5 && weight.rank() == 3) {
     label += " k" + std::to_string(params.kernel) + "s" + std::to_string(params.stride) + " " +
              std::to_string(x.dim(4)) + "->" + std::to_string(weight.dim(2)) + " @" +
              std::to_string(conv_output_size(x.dim(1), params));
   }
-  return VOXMAMBA_DISPATCH_AS(label, Op::Conv3d, x, conv3d, x, weight, bias, params);
+  return label;
+}
+
+}  // namespace
+
+Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& params) {
+  return VOXMAMBA_DISPATCH_AS(conv3d_label(x, weight, params), Op::Conv3d, x, conv3d, x, weight, bias,
+                              params);
+}
+Tensor conv3d_instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                            const ConvParams& params, const Tensor& gamma, const Tensor& beta, float eps,
+                            const NormEpilogue& epilogue) {
+#ifdef VOXMAMBA_HAVE_CUDA
+  if (on_gpu(Op::Conv3dInstanceNorm, x)) {
+    // One op on the GPU, profiled with the dense convs (its norm included).
+    const OpTimer timer(g_profiling ? conv3d_label(x, weight, params) + " + instance_norm" : std::string(),
+                        x);
+    return cuda::conv3d_instance_norm(x, weight, bias, params, gamma, beta, eps, epilogue);
+  }
+#endif
+  return instance_norm(conv3d(x, weight, bias, params), gamma, beta, eps, epilogue);
 }
 Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& skip) {
   return VOXMAMBA_DISPATCH(Op::ConvTranspose3d, x, conv_transpose3d_k2s2, x, weight, bias, skip);

@@ -36,6 +36,7 @@ enum class Op : int {
   DeformDepthwiseConv3d,
   LayerNorm,
   InstanceNorm,
+  Conv3dInstanceNorm,
   Gelu,
   Silu,
   LeakyRelu,
@@ -55,12 +56,28 @@ enum class Op : int {
   Count
 };
 
-inline constexpr std::array<const char*, static_cast<int>(Op::Count)> kOpNames = {
-    "conv3d",    "conv_transpose3d", "deform_dwconv3d", "layer_norm", "instance_norm",
-    "gelu",      "silu",             "leaky_relu",      "softplus",   "linear",
-    "causal_conv1d", "selective_scan", "reorder_tokens", "restore_tokens", "add",
-    "mul",       "concat_channels",  "softmax",         "argmax",     "cast",
-    "flip"};
+inline constexpr std::array<const char*, static_cast<int>(Op::Count)> kOpNames = {"conv3d",
+                                                                                  "conv_transpose3d",
+                                                                                  "deform_dwconv3d",
+                                                                                  "layer_norm",
+                                                                                  "instance_norm",
+                                                                                  "conv3d_instance_norm",
+                                                                                  "gelu",
+                                                                                  "silu",
+                                                                                  "leaky_relu",
+                                                                                  "softplus",
+                                                                                  "linear",
+                                                                                  "causal_conv1d",
+                                                                                  "selective_scan",
+                                                                                  "reorder_tokens",
+                                                                                  "restore_tokens",
+                                                                                  "add",
+                                                                                  "mul",
+                                                                                  "concat_channels",
+                                                                                  "softmax",
+                                                                                  "argmax",
+                                                                                  "cast",
+                                                                                  "flip"};
 // A new op that misses the name table fails here, not at run time.
 static_assert(kOpNames.size() == static_cast<std::size_t>(Op::Count), "every Op needs a name");
 
@@ -141,6 +158,14 @@ struct NormEpilogue {
 };
 Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
                      const NormEpilogue& epilogue = {});
+// instance_norm(conv3d(x, weight, bias, params), gamma, beta, eps, epilogue) as one op (the
+// decoder's residual blocks), so that a backend may gather the norm's statistics while the conv
+// writes its output instead of reading it again: the GPU does for its 3^3 convs into 48
+// channels in 16 bits (the full-resolution decoder's). The statistics are then summed in
+// another order, so the result may differ from the two ops' in the last bits.
+Tensor conv3d_instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                            const ConvParams& params, const Tensor& gamma, const Tensor& beta, float eps,
+                            const NormEpilogue& epilogue = {});
 
 Tensor gelu(const Tensor& x);  // exact: 0.5 x (1 + erf(x / sqrt 2))
 Tensor silu(const Tensor& x);  // x * sigmoid(x)

@@ -22,11 +22,13 @@ ResBlock ResBlock::load(const ParameterReader& reader) {
 
 Tensor ResBlock::forward(const Tensor& x) const {
   // network.md: LReLU(IN(conv1 x)) -> conv2 -> IN, plus the skip, then LReLU; the
-  // activations, the residual add and the skip's own norm are fused into norm2's output pass.
-  const Tensor main = norm1.instance_norm(conv1.forward(x), {Tensor(), true, kLeakySlope});
-  if (!has_skip) return norm2.instance_norm(conv2.forward(main), {x, true, kLeakySlope});
-  return norm2.instance_norm(conv2.forward(main),
-                             {skip_conv.forward(x), true, kLeakySlope, skip_norm.weight, skip_norm.bias});
+  // activations, the residual add and the skip's own norm are fused into norm2's output pass,
+  // and each conv goes with its norm (conv3d_instance_norm: the GPU's full-resolution convs
+  // gather the norm's statistics as they write).
+  const Tensor main = norm1.instance_norm_of_conv(conv1, x, {Tensor(), true, kLeakySlope});
+  if (!has_skip) return norm2.instance_norm_of_conv(conv2, main, {x, true, kLeakySlope});
+  return norm2.instance_norm_of_conv(
+      conv2, main, {skip_conv.forward(x), true, kLeakySlope, skip_norm.weight, skip_norm.bias});
 }
 
 UpBlock UpBlock::load(const ParameterReader& reader) {

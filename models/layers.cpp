@@ -80,4 +80,10 @@ Tensor NormLayer::instance_norm(const Tensor& x, const kernels::NormEpilogue& ep
   return kernels::instance_norm(x, weight, bias, kNormEpsilon, epilogue);
 }
 
+Tensor NormLayer::instance_norm_of_conv(const Conv3dLayer& conv, const Tensor& x,
+                                        const kernels::NormEpilogue& epilogue) const {
+  return kernels::conv3d_instance_norm(x, conv.weight, conv.bias, conv.params, weight, bias, kNormEpsilon,
+                                       epilogue);
+}
+
 }  // namespace voxmamba::models

@@ -78,6 +78,9 @@ struct NormLayer {
   static NormLayer load(const ParameterReader& reader);
   Tensor layer_norm(const Tensor& x) const;     // over channels, eps 1e-5
   Tensor instance_norm(const Tensor& x, const kernels::NormEpilogue& epilogue = {}) const;  // over D, H, W, eps 1e-5
+  // instance_norm(conv.forward(x), epilogue), as one op (kernels::conv3d_instance_norm).
+  Tensor instance_norm_of_conv(const Conv3dLayer& conv, const Tensor& x,
+                               const kernels::NormEpilogue& epilogue = {}) const;
 };
 
 }  // namespace voxmamba::models

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernels/cuda/channel_moments.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cudnn_conv.cuh"
@@ -344,9 +345,10 @@ template <typename T> void im2col_conv3d(const Tensor& x, const Tensor& weight, 
   }
 }
 
-}  // namespace
-
-Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
+// conv3d; with `moments`, where the conv's kernel can gather the output's instance-norm
+// statistics as it writes it (resident_weight_conv_mma), *moments receives them.
+Tensor convolve(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p,
+                MomentPartials* moments) {
   const Shape out_shape = conv3d_output_shape(x, weight, bias, p);
   require_cuda_float(x, "conv3d", "input");
   require_cuda_float(weight, "conv3d", "weight");
@@ -418,7 +420,7 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     }
     // 3^3 convs into 48 channels, whose weight fits in a block's shared memory: our own tensor-core
     // kernel, where cuDNN's tiles would pad a quarter of the columns and of the reduction.
-    if (resident_weight_conv_mma(x, weight, bias, y, p)) return;
+    if (resident_weight_conv_mma(x, weight, bias, y, p, moments)) return;
     // cuDNN's tensor-core kernels want channel counts in multiples of 8.
     const bool try_cudnn = is_half_width<T> && (g.C / p.groups) % 8 == 0 && (g.Co / p.groups) % 8 == 0;
     if (try_cudnn && cudnn_conv3d(x, weight, y, p)) {
@@ -438,6 +440,29 @@ Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     im2col_conv3d<T>(x, weight, y, p);
   });
   return y;
+}
+
+}  // namespace
+
+Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
+  return convolve(x, weight, bias, p, nullptr);
+}
+
+Tensor conv3d_instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p,
+                            const Tensor& gamma, const Tensor& beta, float eps,
+                            const NormEpilogue& epilogue) {
+  // Where the conv's kernel gathers the statistics (the resident-weight conv), the norm's own
+  // pass over the output is not needed. H200, base 128^3, fp16 (ncu, one run): that pass took
+  // 63-65 us (and its finish 7 us) after each of the four resident convs at 128^3 x 48, which
+  // went from 733 to 767-774 us with the sums (and 6 us to finish them). The forward with the
+  // graph, two rounds in one build against the conv and the norm apart: fp16 30.15 / 30.16 ->
+  // 30.02 / 30.00 ms, bf16 30.24 / 30.15 -> 30.10 / 30.06 ms. That build also had the
+  // narrow-input conv (enc0's first, 1 -> 48 at 128^3) summing, which cost more than it saved
+  // and was dropped: 187 -> 297 us, its registers 57 -> 113, against a 67 us pass.
+  MomentPartials moments;
+  const Tensor y = convolve(x, weight, bias, p, &moments);
+  if (!moments.triples.defined()) return cuda::instance_norm(y, gamma, beta, eps, epilogue);
+  return instance_norm_with_stats(y, finish_channel_moments(moments, eps), gamma, beta, eps, epilogue);
 }
 
 Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& skip) {

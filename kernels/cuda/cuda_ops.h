@@ -16,6 +16,9 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
 Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
                      const NormEpilogue& epilogue = {});
+Tensor conv3d_instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                            const ConvParams& params, const Tensor& gamma, const Tensor& beta, float eps,
+                            const NormEpilogue& epilogue = {});
 Tensor gelu(const Tensor& x);
 Tensor silu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, float slope);

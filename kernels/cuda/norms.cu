@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernels/cuda/channel_moments.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/op_checks.h"
@@ -282,12 +283,14 @@ Tensor instance_stats(const Tensor& x, float eps) {
   return stats;
 }
 
+// `known_stats`, where defined, are x's statistics as instance_stats gives them (gathered by
+// the kernel that wrote x: channel_moments.cuh), and x is not read for them again.
 template <typename T, int V>
 void launch_instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
-                          const NormEpilogue& epilogue, float slope, Tensor& y) {
+                          const NormEpilogue& epilogue, float slope, const Tensor& known_stats, Tensor& y) {
   const std::int64_t N = x.dim(0), c = x.dim(4), voxels = x.numel() / (N * c);
   const NormLayout layout = norm_layout(c, V);
-  const Tensor stats = instance_stats<T, V>(x, eps);
+  const Tensor stats = known_stats.defined() ? known_stats : instance_stats<T, V>(x, eps);
   const bool normalised_residual = epilogue.residual_gamma.defined();
   const Tensor residual_stats = normalised_residual ? instance_stats<T, V>(epilogue.residual, eps) : Tensor();
   const auto stats_of = [](const Tensor& t) {
@@ -342,8 +345,10 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
   return y;
 }
 
-Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
-                     const NormEpilogue& epilogue) {
+namespace {
+
+Tensor normalise(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                 const NormEpilogue& epilogue, const Tensor& known_stats) {
   check_rank(x, 5, "instance_norm", "input");
   require_cuda_float(x, "instance_norm", "input");
   require_cuda_f32(gamma, "instance_norm", "gamma");
@@ -354,19 +359,35 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
   check_vector(gamma, c, "instance_norm", "gamma");
   check_vector(beta, c, "instance_norm", "beta");
   check_norm_epilogue(x, epilogue);
+  if (known_stats.defined() && known_stats.numel() != x.dim(0) * c * 2) {
+    throw Error("instance_norm: statistics for " + shape_string(known_stats.shape()) +
+                " do not fit the input " + shape_string(x.shape()));
+  }
   const float slope = epilogue.leaky_relu ? epilogue.leaky_slope : 1.0f;
   Tensor y = empty_like_device(x.shape(), x);
   if (x.numel() == 0) return y;
   with_float_type(x.dtype(), "instance_norm", [&](auto tag) {
     using T = decltype(tag);
     if (vector_width<T>(c) > 1) {
-      launch_instance_norm<T, 16 / sizeof(T)>(x, gamma, beta, eps, epilogue, slope, y);
+      launch_instance_norm<T, 16 / sizeof(T)>(x, gamma, beta, eps, epilogue, slope, known_stats, y);
     } else {
-      launch_instance_norm<T, 1>(x, gamma, beta, eps, epilogue, slope, y);
+      launch_instance_norm<T, 1>(x, gamma, beta, eps, epilogue, slope, known_stats, y);
     }
   });
   check_launch("instance_norm");
   return y;
+}
+
+}  // namespace
+
+Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                     const NormEpilogue& epilogue) {
+  return normalise(x, gamma, beta, eps, epilogue, Tensor());
+}
+
+Tensor instance_norm_with_stats(const Tensor& x, const Tensor& stats, const Tensor& gamma, const Tensor& beta,
+                                float eps, const NormEpilogue& epilogue) {
+  return normalise(x, gamma, beta, eps, epilogue, stats);
 }
 
 }  // namespace voxmamba::kernels::cuda

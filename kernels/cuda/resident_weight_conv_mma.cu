@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cuda/channel_moments.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/mma_sm80.cuh"
 #include "kernels/cuda/resident_weight_conv_mma.cuh"
@@ -60,11 +61,12 @@ struct ResidentGeometry {
   int voxel_stride;  // values per staged voxel: Cin + kPad
   int tiles_d, tiles_h, tiles_w;
   // Shared memory in bytes from its start: B, then each step's byte offset into the staged
-  // region (by its tap and first channel), then the region; `shared_bytes` in all.
-  int steps_at, region_at, shared_bytes;
+  // region (by its tap and first channel), then the region, then (with moments) each warp's
+  // running (mean, M2) per channel and its count; `shared_bytes` in all.
+  int steps_at, region_at, moments_at, shared_bytes;
 };
 
-ResidentGeometry geometry_of(const Tensor& x) {
+ResidentGeometry geometry_of(const Tensor& x, bool moments) {
   const auto round16 = [](std::int64_t bytes) { return static_cast<int>((bytes + 15) / 16 * 16); };
   ResidentGeometry g{};
   g.N = static_cast<int>(x.dim(0)), g.D = static_cast<int>(x.dim(1)), g.H = static_cast<int>(x.dim(2));
@@ -76,19 +78,27 @@ ResidentGeometry geometry_of(const Tensor& x) {
   g.tiles_w = (g.W + kTileW - 1) / kTileW;
   g.steps_at = round16(std::int64_t(kCout) * g.b_stride * 2);
   g.region_at = g.steps_at + round16(std::int64_t(g.k_steps) * 4);
-  g.shared_bytes = g.region_at + round16(std::int64_t(kRegionVoxels) * g.voxel_stride * 2);
+  g.moments_at = g.region_at + round16(std::int64_t(kRegionVoxels) * g.voxel_stride * 2);
+  g.shared_bytes = g.moments_at + (moments ? round16(kWarps * (kCout * sizeof(float2) + sizeof(int))) : 0);
   return g;
 }
 
-template <typename T>
+// With Moments, the kernel also gathers the output's instance-norm statistics
+// (channel_moments.cuh) while it writes it: each lane sums the values it stores, and a block
+// writes one triple per sample and channel to `partials` ([N][gridDim.x][48]) when it moves
+// on to the next sample or ends.
+template <typename T, bool Moments>
 __global__ void __launch_bounds__(kWarps * 32, 1)
     resident_weight_conv_kernel(const T* __restrict__ x, const T* __restrict__ weight,
-                                const float* __restrict__ bias, T* __restrict__ y, ResidentGeometry g) {
+                                const float* __restrict__ bias, T* __restrict__ y, ResidentGeometry g,
+                                ChannelMoments* __restrict__ partials) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   extern __shared__ __align__(16) unsigned char shared[];
   std::uint16_t* b_tile = reinterpret_cast<std::uint16_t*>(shared);
   int* step_offsets = reinterpret_cast<int*>(shared + g.steps_at);
   std::uint16_t* region = reinterpret_cast<std::uint16_t*>(shared + g.region_at);
+  float2* running = reinterpret_cast<float2*>(shared + g.moments_at);  // [warp][channel] (mean, M2)
+  int* warp_counts = reinterpret_cast<int*>(running + kWarps * kCout);
 
   // B[n][k] = weight[k][n] (k = tap * Cin + input channel), from 16-byte words of eight
   // output channels, several loads in flight a thread.
@@ -149,6 +159,21 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
     }
   };
 
+  LaneMoments<kColumnTiles> moments;  // Moments: this lane's sums for sample moments_of
+  moments.clear();
+  std::int64_t moments_of = -1;  // (-1: none yet)
+  const auto flush_moments = [&](std::int64_t n) {
+    moments.write_warp(kColumnTiles, running + warp * kCout, warp_counts + warp);
+    merge_block_moments<kWarps>(running, warp_counts, kCout, partials + (n * gridDim.x + blockIdx.x) * kCout);
+  };
+  // Bias in float, added before the one rounding.
+  float bias_of[kColumnTiles][2];
+#pragma unroll
+  for (int j = 0; j < kColumnTiles; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) bias_of[j][e] = bias ? bias[j * 8 + 2 * (lane % 4) + e] : 0.0f;
+  }
+
   const int chunks_per_voxel = g.cin / 8;
   const std::int64_t sample_elements = static_cast<std::int64_t>(g.D) * g.H * g.W * g.cin;
   const std::int64_t tiles = static_cast<std::int64_t>(g.N) * g.tiles_d * g.tiles_h * g.tiles_w;
@@ -159,6 +184,12 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
         static_cast<int>(tile / (static_cast<std::int64_t>(g.tiles_w) * g.tiles_h) % g.tiles_d) * kTileD;
     const std::int64_t n = tile / (static_cast<std::int64_t>(g.tiles_w) * g.tiles_h * g.tiles_d);
     const T* xn = x + n * sample_elements;
+    if constexpr (Moments) {
+      if (n != moments_of) {  // the same for the whole block
+        if (moments_of >= 0) flush_moments(moments_of);
+        moments_of = n;
+      }
+    }
     __syncthreads();  // B and the steps are written; the previous tile's region is no longer read
     for (int j = threadIdx.x; j < kRegionVoxels * chunks_per_voxel; j += blockDim.x) {
       const int v = j / chunks_per_voxel, c = j % chunks_per_voxel;
@@ -188,28 +219,33 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
       }
     }
 
-    // Bias in float, one rounding; lane l holds voxels l / 4 and l / 4 + 8 of each m16 tile,
-    // channels 2 (l % 4) and the next of each n8 tile: written as 4-byte pairs.
+    // Lane l holds voxels l / 4 and l / 4 + 8 of each m16 tile, channels 2 (l % 4) and the
+    // next of each n8 tile: written as 4-byte pairs, and with Moments summed as written.
 #pragma unroll
     for (int i = 0; i < kRowsPerWarp; ++i) {
       const int r = warp * kRowsPerWarp + i, d = d0 + r / kTileH, h = h0 + r % kTileH;
       if (d >= g.D || h >= g.H) continue;
 #pragma unroll
-      for (int j = 0; j < kColumnTiles; ++j) {
-        const int channel = j * 8 + 2 * (lane % 4);
-        const float bias0 = bias ? bias[channel] : 0.0f, bias1 = bias ? bias[channel + 1] : 0.0f;
+      for (int half = 0; half < 2; ++half) {
+        const int w = w0 + lane / 4 + 8 * half;
+        if (w >= g.W) continue;
+        const auto stored = [&](int j, int e) {
+          return from_f32<T>(acc[i][j][2 * half + e] + bias_of[j][e]);
+        };
+        if constexpr (Moments) moments.start_voxel([&](int j, int e) { return to_f32(stored(j, e)); });
+        const std::int64_t voxel = ((n * g.D + d) * g.H + h) * static_cast<std::int64_t>(g.W) + w;
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int w = w0 + lane / 4 + 8 * half;
-          if (w >= g.W) continue;
-          const T v0 = from_f32<T>(acc[i][j][2 * half] + bias0),
-                  v1 = from_f32<T>(acc[i][j][2 * half + 1] + bias1);
-          const std::int64_t voxel = ((n * g.D + d) * g.H + h) * static_cast<std::int64_t>(g.W) + w;
-          *reinterpret_cast<std::uint32_t*>(y + voxel * kCout + channel) = pack_16bit(
+        for (int j = 0; j < kColumnTiles; ++j) {
+          const T v0 = stored(j, 0), v1 = stored(j, 1);
+          *reinterpret_cast<std::uint32_t*>(y + voxel * kCout + j * 8 + 2 * (lane % 4)) = pack_16bit(
               *reinterpret_cast<const std::uint16_t*>(&v0), *reinterpret_cast<const std::uint16_t*>(&v1));
+          if constexpr (Moments) moments.add(j, 0, to_f32(v0)), moments.add(j, 1, to_f32(v1));
         }
       }
     }
+  }
+  if constexpr (Moments) {
+    if (moments_of >= 0) flush_moments(moments_of);
   }
 #endif
 }
@@ -217,7 +253,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
 }  // namespace
 
 bool resident_weight_conv_mma(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y,
-                              const ConvParams& p) {
+                              const ConvParams& p, MomentPartials* moments) {
   const bool half_width = x.dtype() == DType::bf16 || x.dtype() == DType::f16;
   if (!half_width || weight.dtype() != x.dtype()) return false;
   if (p.kernel != 3 || p.stride != 1 || p.padding != 1 || p.dilation != 1 || p.groups != 1) return false;
@@ -227,24 +263,35 @@ bool resident_weight_conv_mma(const Tensor& x, const Tensor& weight, const Tenso
   // 32-bit offsets within a sample.
   if (x.numel() / x.dim(0) >= (std::int64_t(1) << 31)) return false;
   if (!is_aligned16(x.raw_data()) || !is_aligned16(weight.raw_data())) return false;
-  const ResidentGeometry g = geometry_of(x);
+  const ResidentGeometry g = geometry_of(x, moments != nullptr);
   if (g.shared_bytes > shared_memory_per_block_optin()) return false;
   bool launched = false;
   with_float_type(x.dtype(), "conv3d", [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_half_width<T>) {
-      const auto kernel = resident_weight_conv_kernel<T>;
-      static const bool built = built_with_sm80(kernel);
-      if (!built) return;
-      check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, g.shared_bytes),
-                 "conv3d resident weights (tensor cores) shared memory");
-      // One block a multiprocessor walks tiles in a grid-stride loop, loading the weight once.
-      const std::int64_t tiles = static_cast<std::int64_t>(g.N) * g.tiles_d * g.tiles_h * g.tiles_w;
-      const std::int64_t blocks = std::min<std::int64_t>(tiles, multiprocessor_count());
-      kernel<<<static_cast<unsigned int>(blocks), kWarps * 32, g.shared_bytes, stream()>>>(
-          ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g);
-      check_launch("conv3d resident weights (tensor cores)");
-      launched = true;
+      const auto run = [&](auto kernel) {
+        static const bool built = built_with_sm80(kernel);
+        if (!built) return;
+        check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, g.shared_bytes),
+                   "conv3d resident weights (tensor cores) shared memory");
+        // One block a multiprocessor walks tiles in a grid-stride loop, loading the weight once.
+        const std::int64_t tiles = static_cast<std::int64_t>(g.N) * g.tiles_d * g.tiles_h * g.tiles_w;
+        const std::int64_t blocks = std::min<std::int64_t>(tiles, multiprocessor_count());
+        ChannelMoments* partials = nullptr;
+        if (moments) {
+          *moments = empty_moment_partials(g.N, blocks, kCout, x.device());
+          partials = static_cast<ChannelMoments*>(moments->triples.raw_data());
+        }
+        kernel<<<static_cast<unsigned int>(blocks), kWarps * 32, g.shared_bytes, stream()>>>(
+            ptr_as<T>(x), ptr_as<T>(weight), ptr(bias), mutable_ptr_as<T>(y), g, partials);
+        check_launch("conv3d resident weights (tensor cores)");
+        launched = true;
+      };
+      if (moments) {
+        run(resident_weight_conv_kernel<T, true>);
+      } else {
+        run(resident_weight_conv_kernel<T, false>);
+      }
     }
   });
   return launched;

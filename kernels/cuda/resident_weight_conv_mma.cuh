@@ -1,6 +1,7 @@
 #pragma once
 // Dense 3^3 convs into 48 channels (the full-resolution decoder's) on tensor cores, with the
 // whole weight resident in shared memory, for 16-bit activations.
+#include "kernels/cuda/channel_moments.cuh"
 #include "kernels/ops.h"
 
 namespace voxmamba::kernels::cuda {
@@ -10,7 +11,9 @@ namespace voxmamba::kernels::cuda {
 // input channels a multiple of 16, 48 output channels. Returns false, leaving y untouched,
 // where it does not apply: another type or shape, weights beyond a block's shared memory, or a
 // GPU or build without the sm_80 matrix instructions; the caller then takes cuDNN.
+// With `moments`, the kernel also gathers y's instance-norm statistics as it writes y
+// (channel_moments.cuh) and sets *moments to them.
 bool resident_weight_conv_mma(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y,
-                              const ConvParams& params);
+                              const ConvParams& params, MomentPartials* moments = nullptr);
 
 }  // namespace voxmamba::kernels::cuda

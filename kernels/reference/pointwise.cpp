@@ -102,6 +102,12 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
   return y;
 }
 
+Tensor conv3d_instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                            const ConvParams& params, const Tensor& gamma, const Tensor& beta, float eps,
+                            const NormEpilogue& epilogue) {
+  return reference::instance_norm(reference::conv3d(x, weight, bias, params), gamma, beta, eps, epilogue);
+}
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
   if (output && *output != DType::f32) throw Error("linear: the reference writes float32 only");
   Tensor y = Tensor::empty(linear_output_shape(x, weight, bias));

@@ -266,6 +266,30 @@ std::vector<OpCase> all_cases() {
                      return CALL(instance_norm, input({1, 64, 96, 96, 8}, 78, -2, 4), param({8}, 79),
                                  param({8}, 80), 1e-5f);
                    }});
+  // A 3^3 conv and the instance norm of its output. In 16-bit types on the GPU, 48 output
+  // channels take the resident-weight conv, which gathers the norm's statistics as it writes:
+  // partial tiles on every axis and two samples, with a bias that moves the channels' means
+  // off zero and a normalised residual; and 100 samples of 600 tiles in all, so that each
+  // block walks tiles of several samples and hands on each one's statistics. Other shapes and
+  // float32 run the conv and the norm apart.
+  cases.push_back({Op::Conv3dInstanceNorm, "conv3d_instance_norm_c48_partial_tiles", [](bool reference) {
+                     const Tensor x = input({2, 4, 9, 19, 48}, 110, -1, 3);
+                     NormEpilogue epilogue{input({2, 4, 9, 19, 48}, 111, -3, 5), true, 0.01f,
+                                           param({48}, 112), param({48}, 113)};
+                     return CALL(conv3d_instance_norm, x, input({27, 48, 48}, 114), param({48}, 115, 20, 30),
+                                 {3, 1, 1, 1, 1}, param({48}, 116), param({48}, 117), 1e-5f, epilogue);
+                   }});
+  cases.push_back(
+      {Op::Conv3dInstanceNorm, "conv3d_instance_norm_c16_to_c48_many_samples", [](bool reference) {
+         const Tensor x = input({100, 17, 1, 2, 16}, 118);
+         return CALL(conv3d_instance_norm, x, input({27, 16, 48}, 119), Tensor(), {3, 1, 1, 1, 1},
+                     param({48}, 120), param({48}, 121), 1e-5f, NormEpilogue{Tensor(), true, 0.01f});
+       }});
+  cases.push_back({Op::Conv3dInstanceNorm, "conv3d_instance_norm_c8_to_c16", [](bool reference) {
+                     return CALL(conv3d_instance_norm, input({1, 5, 6, 7, 8}, 122), input({27, 8, 16}, 123),
+                                 param({16}, 124), {3, 1, 1, 1, 1}, param({16}, 125), param({16}, 126),
+                                 1e-5f);
+                   }});
   cases.push_back({Op::InstanceNorm, "instance_norm_one_voxel", [](bool reference) {
                      return CALL(instance_norm, input({2, 1, 1, 1, 4}, 21), param({4}, 22),
                                  param({4}, 23), 1e-5f);
