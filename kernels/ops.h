@@ -56,28 +56,15 @@ enum class Op : int {
   Count
 };
 
-inline constexpr std::array<const char*, static_cast<int>(Op::Count)> kOpNames = {"conv3d",
-                                                                                  "conv_transpose3d",
-                                                                                  "deform_dwconv3d",
-                                                                                  "layer_norm",
-                                                                                  "instance_norm",
-                                                                                  "conv3d_instance_norm",
-                                                                                  "gelu",
-                                                                                  "silu",
-                                                                                  "leaky_relu",
-                                                                                  "softplus",
-                                                                                  "linear",
-                                                                                  "causal_conv1d",
-                                                                                  "selective_scan",
-                                                                                  "reorder_tokens",
-                                                                                  "restore_tokens",
-                                                                                  "add",
-                                                                                  "mul",
-                                                                                  "concat_channels",
-                                                                                  "softmax",
-                                                                                  "argmax",
-                                                                                  "cast",
-                                                                                  "flip"};
+// clang-format off
+inline constexpr std::array<const char*, static_cast<int>(Op::Count)> kOpNames = {
+    "conv3d",        "conv_transpose3d", "deform_dwconv3d", "layer_norm",     "instance_norm",
+    "conv3d_instance_norm",
+    "gelu",          "silu",             "leaky_relu",      "softplus",       "linear",
+    "causal_conv1d", "selective_scan",   "reorder_tokens",  "restore_tokens", "add",
+    "mul",           "concat_channels",  "softmax",         "argmax",         "cast",
+    "flip"};
+// clang-format on
 // A new op that misses the name table fails here, not at run time.
 static_assert(kOpNames.size() == static_cast<std::size_t>(Op::Count), "every Op needs a name");
 

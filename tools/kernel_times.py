@@ -43,7 +43,7 @@ CLASSES = (
                      "scatter_blocks")),
     ("linear", ("nvjet", "gemm", "cutlass", "broadcast_rows", "few_outputs", "few_inputs")),
     ("scans", ("scan_", "causal_conv1d")),
-    ("norms", ("instance_", "layer_norm")),
+    ("norms", ("instance_", "layer_norm", "finish_moments")),
 )
 
 
