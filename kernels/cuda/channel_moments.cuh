@@ -60,10 +60,10 @@ struct LaneMoments {
     sum[j][e] += d;
     squares[j][e] = fmaf(d, d, squares[j][e]);
   }
-  // The warp's moments of its first `tiles` n8 tiles' channels into running[channel] (mean,
-  // M2) and its count into *warp_count, merging the eight lanes of each channel (Chan et al.,
-  // a fixed shuffle tree); then clear(). Every lane of the warp calls it.
-  __device__ void write_warp(int tiles, float2* running, int* warp_count) {
+  // The warp's moments into running[channel] (mean, M2), 8 x Tiles channels, and its count into
+  // *warp_count, merging the eight lanes of each channel (Chan et al., a fixed shuffle tree);
+  // then clear(). Every lane of the warp calls it.
+  __device__ void write_warp(float2* running, int* warp_count) {
     const int lane = threadIdx.x % 32;
 #pragma unroll
     for (int j = 0; j < Tiles; ++j) {
@@ -85,7 +85,7 @@ struct LaneMoments {
           }
           n = total;
         }
-        if (lane < 4 && j < tiles) running[j * 8 + 2 * lane + e] = make_float2(mean, m2);
+        if (lane < 4) running[j * 8 + 2 * lane + e] = make_float2(mean, m2);
         if (lane == 0 && j == 0 && e == 0) *warp_count = static_cast<int>(n);
       }
     }

@@ -163,7 +163,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
   moments.clear();
   std::int64_t moments_of = -1;  // (-1: none yet)
   const auto flush_moments = [&](std::int64_t n) {
-    moments.write_warp(kColumnTiles, running + warp * kCout, warp_counts + warp);
+    moments.write_warp(running + warp * kCout, warp_counts + warp);
     merge_block_moments<kWarps>(running, warp_counts, kCout, partials + (n * gridDim.x + blockIdx.x) * kCout);
   };
   // Bias in float, added before the one rounding.
