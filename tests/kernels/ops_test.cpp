@@ -615,6 +615,18 @@ TEST(OpsDispatch, ReportsUnsupportedDeviceAndBadShapes) {
     expect_error(NormEpilogue{x, false, 0.01f, c3, Tensor()}, "needs both residual_gamma and residual_beta");
     expect_error(NormEpilogue{x, false, 0.01f, c4, c3}, "residual_gamma must be [3], got [4]");
   }
+  // A conv and its norm as one op: a norm affine that does not fit the conv's output channels.
+  for (bool reference : {false, true}) {
+    const Tensor x = Tensor::zeros({1, 2, 2, 2, 2}), w = Tensor::zeros({27, 2, 3});
+    try {
+      CALL(conv3d_instance_norm, x, w, Tensor(), {3, 1, 1, 1, 1}, Tensor::zeros({4}), Tensor(), 1e-5f,
+           NormEpilogue{});
+      ADD_FAILURE() << "expected an error about gamma";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("gamma must be [3], got [4]"), std::string::npos)
+          << error.what();
+    }
+  }
   try {
     layer_norm(Tensor(), Tensor(), Tensor(), 1e-5f);
     FAIL() << "expected an error";
