@@ -29,7 +29,14 @@
 // products on sm_90a's wgmma (m64n48k16, A from registers through ldmatrix, B from shared
 // memory through a descriptor; branch exp/wgmma-resident-conv): 0.73 -> 0.71 ms a conv, the
 // forward 31.33 / 31.30 -> 31.27 / 31.24 ms in fp16, not worth a second code path and a
-// build for 90a.
+// build for 90a. Also measured and dropped (H200, base 128^3, the forward with the graph, two
+// rounds against the same build's ops apart): a residual block's second conv normalising the
+// first conv's output as it stages it (instance norm and LeakyReLU, rounded as the norm's own
+// pass rounds; an op for both conv-norm pairs, bit for bit their result), which removes that
+// pass (106 us at 128^3 x 48, three in a forward). Staged through registers instead of
+// cp.async, each conv took 866 us instead of 769 (ncu), and the forward fp16 30.02 / 29.96
+// against 30.01 / 29.99 ms, bf16 30.02 / 30.11 against 30.01 / 29.97; staged by cp.async and
+// normalised in place in shared memory, fp16 30.20 / 30.16 against 29.98 / 29.98 ms.
 #include <algorithm>
 #include <cstdint>
 
