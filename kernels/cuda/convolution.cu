@@ -345,22 +345,30 @@ template <typename T> void im2col_conv3d(const Tensor& x, const Tensor& weight, 
   }
 }
 
-// conv3d; with `moments`, where the conv's kernel can gather the output's instance-norm
-// statistics as it writes it (resident_weight_conv_mma), *moments receives them.
-Tensor convolve(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p,
-                MomentPartials* moments) {
+// conv3d's argument checks, in its order; returns the output's shape.
+Shape checked_conv3d_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                  const ConvParams& p) {
   const Shape out_shape = conv3d_output_shape(x, weight, bias, p);
   require_cuda_float(x, "conv3d", "input");
   require_cuda_float(weight, "conv3d", "weight");
   require_cuda_f32(bias, "conv3d", "bias");
-  Tensor y = empty_like_device(out_shape, x);
   const Geometry g = geometry(x.shape(), out_shape, p);
-  const bool depthwise = is_depthwise(g.C, g.Co, p);
-  if (depthwise) {
+  if (is_depthwise(g.C, g.Co, p)) {
     require_cuda_f32(weight, "conv3d", "depthwise weight");
   } else {
     require_same_dtype(x, weight, "conv3d", "weight");
   }
+  return out_shape;
+}
+
+// conv3d into `out_shape`, from checked_conv3d_output_shape; with `moments`, where the conv's
+// kernel can gather the output's instance-norm statistics as it writes it
+// (resident_weight_conv_mma), *moments receives them.
+Tensor convolve(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p,
+                const Shape& out_shape, MomentPartials* moments) {
+  Tensor y = empty_like_device(out_shape, x);
+  const Geometry g = geometry(x.shape(), out_shape, p);
+  const bool depthwise = is_depthwise(g.C, g.Co, p);
   with_float_type(x.dtype(), "conv3d", [&](auto tag) {
     using T = decltype(tag);
     if (depthwise) {
@@ -445,7 +453,7 @@ Tensor convolve(const Tensor& x, const Tensor& weight, const Tensor& bias, const
 }  // namespace
 
 Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
-  return convolve(x, weight, bias, p, nullptr);
+  return convolve(x, weight, bias, p, checked_conv3d_output_shape(x, weight, bias, p), nullptr);
 }
 
 Tensor conv3d_instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p,
@@ -459,8 +467,15 @@ Tensor conv3d_instance_norm(const Tensor& x, const Tensor& weight, const Tensor&
   // 30.02 / 30.00 ms, bf16 30.24 / 30.15 -> 30.10 / 30.06 ms. That build also had the
   // narrow-input conv (enc0's first, 1 -> 48 at 128^3) summing, which cost more than it saved
   // and was dropped: 187 -> 297 us, its registers 57 -> 113, against a 67 us pass.
+  const Shape out_shape = checked_conv3d_output_shape(x, weight, bias, p);
+  // The norm's affine is checked before the conv runs, with the norm's messages, so that a
+  // misfit costs no GPU work; its residual is checked by the norm, against the conv's output.
+  require_cuda_f32(gamma, "instance_norm", "gamma");
+  require_cuda_f32(beta, "instance_norm", "beta");
+  check_vector(gamma, out_shape[4], "instance_norm", "gamma");
+  check_vector(beta, out_shape[4], "instance_norm", "beta");
   MomentPartials moments;
-  const Tensor y = convolve(x, weight, bias, p, &moments);
+  const Tensor y = convolve(x, weight, bias, p, out_shape, &moments);
   if (!moments.triples.defined()) return cuda::instance_norm(y, gamma, beta, eps, epilogue);
   return instance_norm_with_stats(y, finish_channel_moments(moments, eps), gamma, beta, eps, epilogue);
 }

@@ -109,6 +109,14 @@ NormLayout norm_layout(std::int64_t c, int V) {
   return {vectors, kNormThreads / vectors, static_cast<int>((c / V + vectors - 1) / vectors)};
 }
 
+// How many blocks of `kernel` each (sample, vector group) pair gets in one wave of the blocks
+// the GPU holds at once: the statistics and the normalising launch both size their grids in
+// such waves.
+template <typename Kernel>
+std::int64_t blocks_per_group_in_wave(Kernel kernel, const NormLayout& layout, std::int64_t samples) {
+  return std::max<std::int64_t>(1, resident_blocks(kernel, kNormThreads) / (layout.groups * samples));
+}
+
 // Block (vector group blockIdx.x, split blockIdx.y, sample blockIdx.z):
 // partial[(n * c + channel) * splits + split] = (sum, sum of squares) of x - x[first voxel].
 template <typename T, int V>
@@ -266,8 +274,7 @@ Tensor instance_stats(const Tensor& x, float eps) {
   // take 17.5; the 36 passes of a forward 843 -> 742 us. (Earlier: 1.39 ms at 64 voxels a
   // thread, 0.99 ms with the small volumes split, 0.86 ms at 32 voxels a thread.)
   constexpr std::int64_t kMostSplits = 2048;
-  const std::int64_t per_wave =
-      std::max<std::int64_t>(1, resident_blocks(kernel, kNormThreads) / (layout.groups * N));
+  const std::int64_t per_wave = blocks_per_group_in_wave(kernel, layout, N);
   const std::int64_t waves =
       std::clamp<std::int64_t>((voxels / (layout.lanes * 32) + per_wave / 2) / per_wave, 1,
                                std::max<std::int64_t>(1, kMostSplits / per_wave));
@@ -303,8 +310,7 @@ void launch_instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& be
     // fp16 (ncu, one run), at 128^3 x 48: 4096 blocks (6.2 waves of 660) took 110 us, one wave
     // 106; with the residual's norm (3 blocks a multiprocessor) 168 -> 159 us. One voxel a
     // thread on the small volumes was slower (11.1 -> 12.1 us at 32^3 x 192), so they keep 8.
-    const std::int64_t per_wave =
-        std::max<std::int64_t>(1, resident_blocks(kernel, kNormThreads) / (layout.groups * N));
+    const std::int64_t per_wave = blocks_per_group_in_wave(kernel, layout, N);
     const std::int64_t voxel_blocks =
         std::clamp<std::int64_t>((voxels + layout.lanes * 8 - 1) / (layout.lanes * 8), 1, per_wave);
     const dim3 normalize_grid(static_cast<unsigned int>(voxel_blocks), static_cast<unsigned int>(N),

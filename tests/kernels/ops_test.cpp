@@ -635,5 +635,27 @@ TEST(OpsDispatch, ReportsUnsupportedDeviceAndBadShapes) {
   }
 }
 
+// The same misfit on the GPU, where the conv and its norm are one op: in float32, and in
+// float16 through the resident-weight conv that gathers the norm's statistics.
+TEST(OpsDispatch, CudaConvInstanceNormRefusesAMisfitAffine) {
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
+  const Device gpu = Device::cuda(0);
+  for (DType type : {DType::f32, DType::f16}) {
+    const Tensor x = cast(Tensor::zeros({1, 4, 4, 4, 16}).to(gpu), type);
+    const Tensor w = cast(Tensor::zeros({27, 16, 48}).to(gpu), type);
+    const Tensor fits = Tensor::zeros({48}).to(gpu), misfit = Tensor::zeros({47}).to(gpu);
+    const auto expect_error = [&](const Tensor& gamma, const Tensor& beta, const std::string& expected) {
+      try {
+        conv3d_instance_norm(x, w, Tensor(), {3, 1, 1, 1, 1}, gamma, beta, 1e-5f, NormEpilogue{});
+        ADD_FAILURE() << "expected an error containing: " << expected << " (" << dtype_name(type) << ")";
+      } catch (const Error& error) {
+        EXPECT_NE(std::string(error.what()).find(expected), std::string::npos) << error.what();
+      }
+    };
+    expect_error(misfit, fits, "gamma must be [48], got [47]");
+    expect_error(fits, misfit, "beta must be [48], got [47]");
+  }
+}
+
 }  // namespace
 }  // namespace voxmamba::kernels
