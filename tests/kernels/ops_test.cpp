@@ -1,61 +1,27 @@
-// One generic harness: every op of kernels/ops.h, through the public dispatch (CPU, and the
-// GPU in float32 and in bfloat16), against its plain-loop definition in kernels/reference, on
-// seeded random inputs with odd sizes, strides, dilations, groups and padding edges. A new Op
-// without a case fails EveryOpHasACase.
-//
-// bfloat16: activations and GEMM weights (input()) are drawn, rounded to bfloat16 values,
-// and given to the reference as those float32 values and to the GPU as bfloat16; float32
-// parameters (param()) are the same on both sides. What remains is the kernels' own error:
-// bfloat16 intermediates and the output's rounding, hence the looser tolerance.
+// Every op of kernels/ops.h, through the public dispatch (CPU, and the GPU in float32,
+// bfloat16 and float16), against its plain-loop definition in kernels/reference, on seeded
+// random inputs with hand-picked odd sizes, strides, dilations, groups and padding edges, and
+// the shapes of the GPU's special paths (op_case.h is the harness; random_shapes_test.cpp
+// draws shapes instead). A new Op without a case fails EveryOpHasACase.
 #include "kernels/ops.h"
 
 #include <array>
 #include <functional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/reference/reference_ops.h"
 #include "tests/cuda_test_util.h"
+#include "tests/kernels/op_case.h"
 #include "tests/test_util.h"
 
 namespace voxmamba::kernels {
 namespace {
 
-using voxmamba::testing::close;
-
-// Where the harness puts a case's inputs: the CPU for the reference and the CPU backend, the
-// GPU for the CUDA backend; and the activations' type (float32, bfloat16 or float16). Cases
-// build activations and GEMM weights through input(), every other (float32) parameter through
-// param().
-Device g_input_device = Device::cpu();
-DType g_activations = DType::f32;
-Tensor input(const Shape& shape, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
-  Tensor t = voxmamba::testing::random_tensor(shape, seed, low, high);
-  if (g_activations == DType::f32) return t.to(g_input_device);
-  t = reference::cast(reference::cast(t, g_activations), DType::f32);  // values the 16-bit type holds exactly
-  return g_input_device.is_cpu() ? t : kernels::cast(t.to(g_input_device), g_activations);
-}
-Tensor param(const Shape& shape, std::uint64_t seed, float low = -1.0f, float high = 1.0f) {
-  return voxmamba::testing::random_tensor(shape, seed, low, high).to(g_input_device);
-}
-
-struct OpCase {
-  Op op;
-  std::string name;
-  // Builds the case's inputs from fixed seeds and runs the op on the reference (true) or
-  // the dispatched backend (false).
-  std::function<Tensor(bool reference)> run;
-  double tolerance = 2e-5;
-  double bf16_tolerance = 1e-2;  // float16 gets a quarter of it: it rounds 8 times finer
-  bool float32_output = false;  // the op writes float32 even from bfloat16 inputs
-};
-
-// What GoogleTest prints for a case (instead of its bytes).
-void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
-
-#define CALL(fn, ...) (reference ? reference::fn(__VA_ARGS__) : kernels::fn(__VA_ARGS__))
+using op_cases::input;
+using op_cases::OpCase;
+using op_cases::param;
 
 OpCase conv_case(const std::string& name, Shape x_shape, int cout, ConvParams p, bool bias) {
   return {Op::Conv3d, name, [=](bool reference) {
@@ -529,65 +495,14 @@ std::vector<OpCase> all_cases() {
   return cases;
 }
 
-class OpsTest : public ::testing::TestWithParam<OpCase> {
- protected:
-  void TearDown() override {
-    g_input_device = Device::cpu();
-    g_activations = DType::f32;
-  }
+class OpsTest : public op_cases::OpCaseTest {};
 
-  // Runs the case on the reference (inputs on the CPU) and on `device`'s backend, with
-  // `activations` of that type (the reference computes on the same values in float32).
-  void expect_backend_matches_reference(Device device, DType activations = DType::f32) {
-    const OpCase& c = GetParam();
-    const bool half = activations != DType::f32;
-    g_activations = activations;
-    g_input_device = Device::cpu();
-    const Tensor expected = c.run(true);
-    g_input_device = device;
-    Tensor actual = c.run(false);
-    if (half) {
-      const DType wanted = c.float32_output ? DType::f32 : activations;
-      EXPECT_TRUE(actual.dtype() == wanted || c.op == Op::Argmax || c.op == Op::Cast)
-          << c.name << ": a " << dtype_name(activations) << " input gave a " << dtype_name(actual.dtype())
-          << " output";
-      actual = kernels::cast(actual, DType::f32);
-    }
-    actual = actual.to(Device::cpu());
-    const double tolerance =
-        !half ? c.tolerance : (activations == DType::bf16 ? c.bf16_tolerance : c.bf16_tolerance / 4);
-    EXPECT_TRUE(close(actual, expected, tolerance))
-        << op_name(c.op) << " / " << c.name << " on " << device.name() << (half ? std::string(" in ") + dtype_name(activations) : std::string());
-  }
-};
-
-TEST_P(OpsTest, CpuMatchesReference) { expect_backend_matches_reference(Device::cpu()); }
-
-TEST_P(OpsTest, CudaMatchesReference) {
-  VOXMAMBA_REQUIRE_CUDA_DEVICE();
-  expect_backend_matches_reference(Device::cuda(0));
-}
-
-TEST_P(OpsTest, CudaBf16MatchesReference) {
-  VOXMAMBA_REQUIRE_CUDA_DEVICE();
-  expect_backend_matches_reference(Device::cuda(0), DType::bf16);
-}
-
-TEST_P(OpsTest, CudaF16MatchesReference) {
-  VOXMAMBA_REQUIRE_CUDA_DEVICE();
-  expect_backend_matches_reference(Device::cuda(0), DType::f16);
-}
+VOXMAMBA_OP_CASE_TESTS(OpsTest)
 
 INSTANTIATE_TEST_SUITE_P(AllOps, OpsTest, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<OpCase>& param_info) { return param_info.param.name; });
 
-TEST(OpsTable, EveryOpHasACase) {
-  std::set<Op> covered;
-  for (const OpCase& c : all_cases()) covered.insert(c.op);
-  for (int i = 0; i < static_cast<int>(Op::Count); ++i) {
-    EXPECT_TRUE(covered.count(static_cast<Op>(i))) << "no test case for op " << op_name(static_cast<Op>(i));
-  }
-}
+TEST(OpsTable, EveryOpHasACase) { op_cases::expect_every_op_has_a_case(all_cases()); }
 
 TEST(OpsDispatch, ReportsUnsupportedDeviceAndBadShapes) {
   EXPECT_THROW(conv3d(Tensor::zeros({1, 2, 2, 2}), Tensor::zeros({27, 1, 1}), Tensor(), {3, 1, 1, 1, 1}), Error);
