@@ -160,15 +160,32 @@ void check_causal_conv1d_args(const Tensor& x, const Tensor& weight, const Tenso
 void check_scan_args(const ScanInputs& in, const VolumeShape& volume) {
   const char* op = "selective_scan";
   check_sequence(in.u, volume, op);
-  check_same_shape(in.u, in.delta, op);
   check_rank(in.A, 2, op, "A");
   const std::int64_t channels = in.u.dim(2), states = in.A.dim(1);
   if (in.A.dim(0) != channels) fail(op, "A must be [E, S]");
-  check_sequence(in.B, volume, op);
-  check_sequence(in.C, volume, op);
-  if (in.B.dim(2) != states || in.C.dim(2) != states || in.B.dim(0) != in.u.dim(0) ||
-      in.C.dim(0) != in.u.dim(0)) {
-    fail(op, "B and C must be [N, L, S]");
+  if (in.is_projected()) {
+    if (in.delta.defined() || in.B.defined() || in.C.defined()) {
+      fail(op, "give either delta, B and C or projected and dt_weight, not both");
+    }
+    if (!in.projected.defined() || !in.dt_weight.defined()) fail(op, "projected and dt_weight go together");
+    check_sequence(in.projected, volume, op);
+    check_rank(in.dt_weight, 2, op, "dt_weight");
+    const std::int64_t rank = in.dt_weight.dim(0);
+    if (rank < 1 || in.dt_weight.dim(1) != channels) {
+      fail(op, "dt_weight must be [R, E] with R >= 1, got " + shape_string(in.dt_weight.shape()));
+    }
+    if (in.projected.dim(0) != in.u.dim(0) || in.projected.dim(2) < rank + 2 * states) {
+      fail(op, "projected must be [N, L, P] with P >= R + 2S = " + std::to_string(rank + 2 * states) +
+                   ", got " + shape_string(in.projected.shape()));
+    }
+  } else {
+    check_same_shape(in.u, in.delta, op);
+    check_sequence(in.B, volume, op);
+    check_sequence(in.C, volume, op);
+    if (in.B.dim(2) != states || in.C.dim(2) != states || in.B.dim(0) != in.u.dim(0) ||
+        in.C.dim(0) != in.u.dim(0)) {
+      fail(op, "B and C must be [N, L, S]");
+    }
   }
   if (!in.delta_bias.defined() || !in.D.defined()) fail(op, "delta_bias and D are required");
   check_vector(in.delta_bias, channels, op, "delta_bias");

@@ -220,9 +220,17 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
 // Optional epilogue, so that the Mamba block's sum over orientations and its gate cost no
 // passes of their own: with `sum` [N,L,E], y[i,e] += sum[i,e]; then with `gate` [N,L,E],
 // y[i,e] *= SiLU(gate[i,e]). Both have u's type; y is rounded once, after both.
+// Instead of delta, B and C, the Mamba block's form: x_proj's whole output `projected`
+// [N,L,P] of u's type, each row [dt_in (R) | padding | B (S) | C (S)] with B and C its last
+// 2S columns, and dt_weight [R, E] (float32, dt_proj's weight transposed); the scan forms
+// delta[i,e] = sum_r dt_in[i,r] dt_weight[r,e] itself, in float32, rounded to u's type as
+// dt_proj's output would be. One GEMM then writes dt_in, B and C, and no E-wide delta is
+// written and read back. Give one form or the other.
 struct ScanInputs {
   Tensor u, delta, delta_bias, A, B, C, D;
   Tensor sum, gate;
+  Tensor projected, dt_weight;
+  bool is_projected() const { return projected.defined() || dt_weight.defined(); }
 };
 Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume);
 

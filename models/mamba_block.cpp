@@ -5,15 +5,17 @@
 namespace voxmamba::models {
 namespace {
 
-// dt_proj [E, R] packed to [padded, E] with zero rows from R to padded: the dt rank (3 for 48
-// channels) is padded to gemm_aligned(R) (layers.h).
-LinearLayer padded_dt_proj(const ParameterReader& reader, std::int64_t padded) {
-  const Tensor& weight = reader.get("weight");  // [E, R]
-  const std::int64_t E = weight.dim(0), R = weight.dim(1);
-  Tensor packed = Tensor::zeros({padded, E});
-  const Tensor source = pack_linear_weight(weight);  // [R, E]
-  std::copy(source.data<float>(), source.data<float>() + R * E, packed.data<float>());
-  return LinearLayer::from_packed(reader.upload_matrix(packed));
+// x_proj [R + 2S, E] packed to [E, gemm_aligned(R) + 2S]: dt_in's R columns, zero columns up
+// to gemm_aligned(R), then B's and C's, so that B and C rows start on 16 bytes (ops.h's
+// projected scan reads them in place).
+LinearLayer padded_x_proj(const ParameterReader& reader, std::int64_t dt_rank, std::int64_t d_state) {
+  const Tensor& weight = reader.get("x_proj/weight");  // [R + 2S, E], rows ordered [dt_in, B, C]
+  const std::int64_t E = weight.dim(1), padded = gemm_aligned(dt_rank);
+  Tensor rows = Tensor::zeros({padded + 2 * d_state, E});
+  const float* from = weight.data<float>();
+  std::copy(from, from + dt_rank * E, rows.data<float>());
+  std::copy(from + dt_rank * E, from + (dt_rank + 2 * d_state) * E, rows.data<float>() + padded * E);
+  return LinearLayer::from_packed(reader.upload_matrix(pack_linear_weight(rows)));
 }
 
 }  // namespace
@@ -32,12 +34,8 @@ MambaBlock MambaBlock::load(const ParameterReader& reader, int dt_rank, int d_st
     const ParameterReader r = reader.child(kernels::token_order_name(branch.order));
     branch.conv_weight = r.upload(pack_linear_weight(r.get("conv1d/weight").reshape({E, r.get("conv1d/weight").dim(2)})));
     branch.conv_bias = r.tensor("conv1d/bias");
-    const Tensor& x_proj = r.get("x_proj/weight");  // [R + 2S, E], rows ordered [dt_in, B, C]
-    const std::int64_t rank = gemm_aligned(dt_rank);
-    branch.x_to_dt = linear_rows(r, x_proj, 0, dt_rank, rank);
-    branch.x_to_B = linear_rows(r, x_proj, dt_rank, d_state, d_state);
-    branch.x_to_C = linear_rows(r, x_proj, dt_rank + d_state, d_state, d_state);
-    branch.dt_proj = padded_dt_proj(r.child("dt_proj"), rank);
+    branch.x_proj = padded_x_proj(r, dt_rank, d_state);
+    branch.dt_weight = r.upload(pack_linear_weight(r.get("dt_proj/weight")));  // [E, R] -> [R, E]
     branch.dt_bias = r.tensor("dt_proj/bias");
     Tensor A = r.get("A_log").clone();
     for (std::int64_t i = 0; i < A.numel(); ++i) A.data<float>()[i] = -std::exp(A.data<float>()[i]);
@@ -61,9 +59,8 @@ Tensor MambaBlock::forward(const Tensor& x) const {
   for (const MambaBranch& branch : branches) {
     kernels::ScanInputs scan;
     scan.u = kernels::causal_conv1d(xi, branch.conv_weight, branch.conv_bias, branch.order, volume, true);
-    scan.delta = branch.dt_proj.forward(branch.x_to_dt.forward(scan.u));
-    scan.B = branch.x_to_B.forward(scan.u);
-    scan.C = branch.x_to_C.forward(scan.u);
+    scan.projected = branch.x_proj.forward(scan.u);
+    scan.dt_weight = branch.dt_weight;
     scan.delta_bias = branch.dt_bias;
     scan.A = branch.A;
     scan.D = branch.D;

@@ -10,10 +10,12 @@ namespace voxmamba::models {
 
 struct MambaBranch {  // one orientation
   kernels::TokenOrder order = kernels::TokenOrder::Forward;
-  Tensor conv_weight, conv_bias;      // [d_conv, E], [E]
-  LinearLayer x_to_dt, x_to_B, x_to_C;  // x_proj split into its [dt_in | B | C] rows; dt_in zero-padded to 8k
-  LinearLayer dt_proj;                // R -> E without bias; the bias goes into the scan
-  Tensor dt_bias, A, D;               // [E], [E, S] = -exp(A_log), [E]
+  Tensor conv_weight, conv_bias;  // [d_conv, E], [E]
+  // x_proj, E -> [dt_in (R) | zeros | B (S) | C (S)] with dt_in's columns padded to
+  // gemm_aligned(R); the scan reads B and C in place and forms delta from dt_in (ops.h).
+  LinearLayer x_proj;
+  Tensor dt_weight;      // dt_proj's weight as [R, E], float32; its bias goes into the scan
+  Tensor dt_bias, A, D;  // [E], [E, S] = -exp(A_log), [E]
 };
 
 struct MambaBlock {

@@ -85,22 +85,39 @@ void scan_channel_block(const ScanInputs& in, TokenOrder order, const VolumeShap
   const std::int64_t L = in.u.dim(1), E = in.u.dim(2);
   const std::int64_t S = kStates > 0 ? kStates : in.A.dim(1);
   const float* u = in.u.data<float>();
-  const float* delta = in.delta.data<float>();
   const float* delta_bias = in.delta_bias.data<float>();
   const float* A = in.A.data<float>();
-  const float* B = in.B.data<float>();
-  const float* C = in.C.data<float>();
   const float* D = in.D.data<float>();
   const float* sum = in.sum.defined() ? in.sum.data<float>() : nullptr;
   const float* gate = in.gate.defined() ? in.gate.data<float>() : nullptr;
+  // The projected form (ops.h): B and C in place in x_proj's rows, delta formed here.
+  const bool projected = in.is_projected();
+  const float* delta = projected ? nullptr : in.delta.data<float>();
+  const float* rows = projected ? in.projected.data<float>() : nullptr;
+  const float* dt_weight = projected ? in.dt_weight.data<float>() : nullptr;
+  const std::int64_t R = projected ? in.dt_weight.dim(0) : 0,
+                     row_stride = projected ? in.projected.dim(2) : S;
+  const float* B = projected ? rows + row_stride - 2 * S : in.B.data<float>();
+  const float* C = projected ? rows + row_stride - S : in.C.data<float>();
   float h[kScanChannelBlock][kMaxStates] = {};
+  float deltas[kScanChannelBlock];
   for (std::int64_t i = 0; i < L; ++i) {
     const std::int64_t token = n * L + token_at(i, order, volume);
-    const float* b_row = B + token * S;
-    const float* c_row = C + token * S;
+    const float* b_row = B + token * row_stride;
+    const float* c_row = C + token * row_stride;
+    if (projected) {
+      std::fill(deltas, deltas + (e1 - e0), 0.0f);
+      for (std::int64_t r = 0; r < R; ++r) {
+        const float dt_in = rows[token * row_stride + r];
+        const float* w = dt_weight + r * E;
+        for (std::int64_t e = e0; e < e1; ++e) deltas[e - e0] += dt_in * w[e];
+      }
+    } else {
+      std::copy(delta + token * E + e0, delta + token * E + e1, deltas);
+    }
     for (std::int64_t e = e0; e < e1; ++e) {
       const float x = u[token * E + e];
-      const float dt = softplus_of(delta[token * E + e] + delta_bias[e]);
+      const float dt = softplus_of(deltas[e - e0] + delta_bias[e]);
       const float dt_x = dt * x;
       const float* a_row = A + e * S;
       float* state = h[e - e0];
@@ -122,6 +139,9 @@ void scan_channel_block(const ScanInputs& in, TokenOrder order, const VolumeShap
 Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume) {
   check_scan_args(in, volume);
   check_f32_cpu(in.u, "selective_scan", "u");
+  check_f32_cpu(in.delta, "selective_scan", "delta");  // absent ones pass
+  check_f32_cpu(in.projected, "selective_scan", "projected");
+  check_f32_cpu(in.dt_weight, "selective_scan", "dt_weight");
   check_f32_cpu(in.sum, "selective_scan", "sum");  // absent ones pass
   check_f32_cpu(in.gate, "selective_scan", "gate");
   const std::int64_t N = in.u.dim(0), E = in.u.dim(2), S = in.A.dim(1);

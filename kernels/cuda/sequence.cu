@@ -117,7 +117,24 @@ template <typename T> struct ScanPointers {
   std::int64_t N, L, E, S, chunk, chunks;
   TokenIndex index;
   const T *sum, *gate;  // the optional epilogue (ops.h), null where absent
+  // Elements from one token's B (and C) row to the next: S, or P in the projected form,
+  // whose delta comes from dt_in (x_proj's rows, stride P, `rank` values) and dt_weight
+  // [rank, E] (delta is null then).
+  std::int64_t row_stride;
+  const T* dt_in;
+  const float* dt_weight;
+  int rank;
 };
+
+// delta of channel e at token row `row` in the projected form: dt_in @ dt_weight in float,
+// rounded to T as dt_proj's output would be (ops.h).
+template <typename T>
+__device__ __forceinline__ float projected_delta(const ScanPointers<T>& p, std::int64_t row, std::int64_t e) {
+  const T* __restrict__ dt_in = p.dt_in + row * p.row_stride;
+  float delta = 0.0f;
+  for (int r = 0; r < p.rank; ++r) delta += to_f32(dt_in[r]) * p.dt_weight[r * p.E + e];
+  return to_f32(from_f32<T>(delta));
+}
 
 // The epilogue's inputs at element `at` (token row * E + channel), loaded when a token's walk
 // begins so that their latency hides behind its states' arithmetic. H200, base 128^3, fp16,
@@ -195,14 +212,14 @@ __device__ void scan_chunk(const ScanPointers<T>& p, std::int64_t n, std::int64_
 #pragma unroll 2
   for (std::int64_t i = begin; i < end; ++i, walker.step()) {
     const std::int64_t token = n * p.L + walker.token;
-    const float raw = to_f32(delta[token * p.E + e]) + bias;
+    const float raw = (p.dt_in ? projected_delta(p, token, e) : to_f32(delta[token * p.E + e])) + bias;
     const float dt = softplus(raw);
     const float x = to_f32(u[token * p.E + e]), dt_x = dt * x;
-    load_states<kStates, T>(B + token * S, b, S);
+    load_states<kStates, T>(B + token * p.row_stride, b, S);
     Epilogue epilogue;
     if constexpr (kOutput) {
       epilogue = load_epilogue(p, token * p.E + e);
-      load_states<kStates, T>(C + token * S, cm, S);
+      load_states<kStates, T>(C + token * p.row_stride, cm, S);
     }
     float out = 0.0f;
 #pragma unroll
@@ -227,13 +244,15 @@ __global__ void scan_chunk_summary_kernel(ScanPointers<T> p, float* chunk_dt, fl
   const std::int64_t e = blockIdx.x * static_cast<std::int64_t>(kChannelsPerBlock) + threadIdx.x;
   const std::int64_t c = blockIdx.y * static_cast<std::int64_t>(kChunksPerBlock) + threadIdx.y, n = blockIdx.z;
   if (e >= p.E || c >= p.chunks) return;
+  // The states' count as a constant where it is one, so that h stays in registers.
+  const std::int64_t S = kStates > 0 ? kStates : p.S;
   float h[kStates > 0 ? kStates : kMaxStates];
-  for (std::int64_t s = 0; s < p.S; ++s) h[s] = 0.0f;
+  for (std::int64_t s = 0; s < S; ++s) h[s] = 0.0f;
   float dt_sum = 0.0f;
   scan_chunk<kStates, false, T>(p, n, e, c, h, &dt_sum, nullptr);
   chunk_dt[(n * p.chunks + c) * p.E + e] = dt_sum;
-  const std::int64_t base = ((n * p.chunks + c) * p.E + e) * p.S;
-  for (std::int64_t s = 0; s < p.S; ++s) chunk_state[base + s] = h[s];
+  const std::int64_t base = ((n * p.chunks + c) * p.E + e) * S;
+  for (std::int64_t s = 0; s < S; ++s) chunk_state[base + s] = h[s];
 }
 
 // Composes (decay, state) pairs in order: incoming[c] = decay[c-1] * incoming[c-1] + state[c-1],
@@ -303,9 +322,10 @@ __global__ void scan_output_kernel(ScanPointers<T> p, const float* incoming, T* 
   const std::int64_t e = blockIdx.x * static_cast<std::int64_t>(kChannelsPerBlock) + threadIdx.x;
   const std::int64_t c = blockIdx.y * static_cast<std::int64_t>(kChunksPerBlock) + threadIdx.y, n = blockIdx.z;
   if (e >= p.E || c >= p.chunks) return;
+  const std::int64_t S = kStates > 0 ? kStates : p.S;  // a constant where it is one, as above
   float h[kStates > 0 ? kStates : kMaxStates];
-  const std::int64_t base = ((n * p.chunks + c) * p.E + e) * p.S;
-  for (std::int64_t s = 0; s < p.S; ++s) h[s] = incoming[base + s];
+  const std::int64_t base = ((n * p.chunks + c) * p.E + e) * S;
+  for (std::int64_t s = 0; s < S; ++s) h[s] = incoming[base + s];
   scan_chunk<kStates, true, T>(p, n, e, c, h, nullptr, y);
 }
 
@@ -369,6 +389,36 @@ __device__ __forceinline__ void stage_states(const T* __restrict__ row, float (&
   }
 }
 
+// The block's 32 channels of delta at token row `row` in the projected form, as
+// projected_delta forms them, written to the tile as copy_row writes a stored row: the lane
+// staging a token forms its deltas (R multiply-adds each, dt_weight's rows read as float4
+// words that every lane of the warp shares), so the walk itself is the same in both forms.
+template <typename T>
+__device__ __forceinline__ void stage_projected_deltas(const ScanPointers<T>& p, std::int64_t row,
+                                                       std::int64_t e0, T* __restrict__ to) {
+  constexpr int kGroup = 8;  // channels formed at once: a 16-byte word of 16-bit values
+  const T* __restrict__ dt_in = p.dt_in + row * p.row_stride;
+#pragma unroll 1
+  for (int g = 0; g < kChannelsPerBlock; g += kGroup) {
+    Vec<T, kGroup> deltas;
+#pragma unroll
+    for (int k = 0; k < kGroup; ++k) deltas.v[k] = 0.0f;
+    for (int r = 0; r < p.rank; ++r) {
+      const float x = to_f32(dt_in[r]);
+      const float4* w = reinterpret_cast<const float4*>(p.dt_weight + r * p.E + e0 + g);
+#pragma unroll
+      for (int q = 0; q < kGroup / 4; ++q) {
+        const float4 w4 = __ldg(w + q);
+        deltas.v[4 * q] += x * w4.x;
+        deltas.v[4 * q + 1] += x * w4.y;
+        deltas.v[4 * q + 2] += x * w4.z;
+        deltas.v[4 * q + 3] += x * w4.w;
+      }
+    }
+    deltas.store(to + g);  // rounded to T here
+  }
+}
+
 // scan_chunk for the staged path: channel e = e0 + lane of sample n, chunk c, one warp.
 template <bool kOutput, typename T>
 __device__ void scan_chunk_staged(const ScanPointers<T>& p, ScanTile<T>& tile, std::int64_t n, int lane,
@@ -387,10 +437,14 @@ __device__ void scan_chunk_staged(const ScanPointers<T>& p, ScanTile<T>& tile, s
       const int token = p.index(first + lane);
       const std::int64_t row = n * p.L + token;
       tile.token[lane] = token;
-      stage_states(p.B + row * kTiledStates, tile.B[lane]);
-      if constexpr (kOutput) stage_states(p.C + row * kTiledStates, tile.C[lane]);
+      stage_states(p.B + row * p.row_stride, tile.B[lane]);
+      if constexpr (kOutput) stage_states(p.C + row * p.row_stride, tile.C[lane]);
       copy_row(p.u + row * p.E + e0, tile.u[lane]);
-      copy_row(p.delta + row * p.E + e0, tile.delta[lane]);
+      if (p.dt_in) {
+        stage_projected_deltas(p, row, e0, tile.delta[lane]);
+      } else {
+        copy_row(p.delta + row * p.E + e0, tile.delta[lane]);
+      }
     }
     __syncwarp();
     for (int t = 0; t < count; ++t) {
@@ -458,11 +512,12 @@ __global__ void scan_staged_output_kernel(ScanPointers<T> p, const float* incomi
   scan_chunk_staged<true, T>(p, tiles[threadIdx.y], n, lane, e0, c, h, nullptr, y);
 }
 
-// Whether the staged kernels apply: 16 states, whole blocks of 32 channels, rows that start
+// Whether the staged kernels apply, given 16 states whose rows start on 16 bytes (the caller's
+// choice of kStates): whole blocks of 32 channels, and u's and delta's rows (or dt_weight's)
 // on 16 bytes.
 template <typename T> bool scan_can_stage(const ScanPointers<T>& p) {
-  return p.S == kTiledStates && p.E % kChannelsPerBlock == 0 && is_aligned16(p.u) && is_aligned16(p.delta) &&
-         is_aligned16(p.B) && is_aligned16(p.C);
+  const bool delta_aligned = p.dt_in ? is_aligned16(p.dt_weight) : is_aligned16(p.delta);
+  return p.S == kTiledStates && p.E % kChannelsPerBlock == 0 && is_aligned16(p.u) && delta_aligned;
 }
 
 // Tokens a chunk: 128 where that still leaves 1,024 threads a multiprocessor (stage 0 of
@@ -579,11 +634,14 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
 
 Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume) {
   check_scan_args(in, volume);
-  for (const Tensor* t : {&in.u, &in.delta, &in.B, &in.C}) {
+  require_cuda_float(in.u, "selective_scan", "input");
+  for (const Tensor* t : {&in.delta, &in.B, &in.C, &in.projected}) {  // absent ones pass
     require_cuda_float(*t, "selective_scan", "input");
-    require_same_dtype(in.u, *t, "selective_scan", "delta, B and C");
+    require_same_dtype(in.u, *t, "selective_scan", "delta, B, C and projected");
   }
-  for (const Tensor* t : {&in.delta_bias, &in.A, &in.D}) require_cuda_f32(*t, "selective_scan", "parameter");
+  for (const Tensor* t : {&in.delta_bias, &in.A, &in.D, &in.dt_weight}) {
+    require_cuda_f32(*t, "selective_scan", "parameter");
+  }
   for (const Tensor* t : {&in.sum, &in.gate}) {  // absent ones pass
     require_cuda_float(*t, "selective_scan", "sum or gate");
     require_same_dtype(in.u, *t, "selective_scan", "sum and gate");
@@ -597,10 +655,13 @@ Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape&
   Tensor y = empty_like_device(in.u.shape(), in.u);
   with_float_type(in.u.dtype(), "selective_scan", [&](auto tag) {
     using T = decltype(tag);
+    const bool projected = in.is_projected();
+    const std::int64_t row_stride = projected ? in.projected.dim(2) : S;
+    const T* rows = ptr_as<T>(in.projected);
     const ScanPointers<T> p{ptr_as<T>(in.u),
                             ptr_as<T>(in.delta),
-                            ptr_as<T>(in.B),
-                            ptr_as<T>(in.C),
+                            projected ? rows + row_stride - 2 * S : ptr_as<T>(in.B),
+                            projected ? rows + row_stride - S : ptr_as<T>(in.C),
                             ptr(in.delta_bias),
                             ptr(in.A),
                             ptr(in.D),
@@ -612,8 +673,15 @@ Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape&
                             chunks,
                             token_index(order, volume),
                             ptr_as<T>(in.sum),
-                            ptr_as<T>(in.gate)};
-    if (S == 16) {
+                            ptr_as<T>(in.gate),
+                            row_stride,
+                            rows,
+                            ptr(in.dt_weight),
+                            projected ? static_cast<int>(in.dt_weight.dim(0)) : 0};
+    // 16 states are read as 16-byte words (load_states), which rows of the projected form
+    // need not start on; those take the walk with S a run-time count.
+    const bool rows_aligned = (row_stride * sizeof(T)) % 16 == 0 && is_aligned16(p.B) && is_aligned16(p.C);
+    if (S == 16 && rows_aligned) {
       launch_scan<16, T>(p, mutable_ptr(chunk_dt), mutable_ptr(chunk_state), mutable_ptr_as<T>(y));
     } else {
       launch_scan<0, T>(p, mutable_ptr(chunk_dt), mutable_ptr(chunk_state), mutable_ptr_as<T>(y));

@@ -23,6 +23,33 @@ Tensor permute(const Tensor& x, TokenOrder order, const VolumeShape& volume, boo
     }
   return y;
 }
+
+// The projected form's delta, B and C (ops.h) as tensors of their own: delta = dt_in @
+// dt_weight, B and C the last 2S columns of each row.
+ScanInputs expand_projected(const ScanInputs& in) {
+  ScanInputs full = in;
+  const std::int64_t N = in.u.dim(0), L = in.u.dim(1), E = in.u.dim(2), S = in.A.dim(1);
+  const std::int64_t P = in.projected.dim(2), R = in.dt_weight.dim(0);
+  const float* rows = in.projected.data<float>();
+  full.delta = Tensor::empty({N, L, E});
+  full.B = Tensor::empty({N, L, S});
+  full.C = Tensor::empty({N, L, S});
+  for (std::int64_t row = 0; row < N * L; ++row) {
+    const float* projected = rows + row * P;
+    for (std::int64_t e = 0; e < E; ++e) {
+      double delta = 0;
+      for (std::int64_t r = 0; r < R; ++r)
+        delta += static_cast<double>(projected[r]) * in.dt_weight.data<float>()[r * E + e];
+      full.delta.data<float>()[row * E + e] = static_cast<float>(delta);
+    }
+    for (std::int64_t s = 0; s < S; ++s) {
+      full.B.data<float>()[row * S + s] = projected[P - 2 * S + s];
+      full.C.data<float>()[row * S + s] = projected[P - S + s];
+    }
+  }
+  full.projected = full.dt_weight = Tensor();
+  return full;
+}
 }  // namespace
 
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
@@ -54,8 +81,9 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   return reference::restore_tokens(out, order, volume);
 }
 
-Tensor selective_scan(const ScanInputs& in, TokenOrder order, const VolumeShape& volume) {
-  check_scan_args(in, volume);
+Tensor selective_scan(const ScanInputs& given, TokenOrder order, const VolumeShape& volume) {
+  check_scan_args(given, volume);
+  const ScanInputs in = given.is_projected() ? expand_projected(given) : given;
   const Tensor u = reference::reorder_tokens(in.u, order, volume), delta = reference::reorder_tokens(in.delta, order, volume);
   const Tensor B = reference::reorder_tokens(in.B, order, volume), C = reference::reorder_tokens(in.C, order, volume);
   const std::int64_t N = u.dim(0), L = u.dim(1), E = u.dim(2), S = in.A.dim(1);

@@ -436,6 +436,46 @@ std::vector<OpCase> all_cases() {
     }
   }
 
+  // The projected form (ops.h): x_proj's rows [dt_in | padding | B | C] read in place and
+  // delta formed from dt_in and dt_weight by the scan. Per-channel walk: rank 3 padded to 8
+  // with 3 states, and rank 2 with no padding; staged (16 states, 64 channels): rank 3 padded
+  // to 8 (rows of 40, as at base stage 0) with the sum and gate, and rank 12 padded to 16
+  // over 4,800 tokens.
+  struct ProjectedScan {
+    const char* name;
+    std::int64_t E, S, rank, padding;
+    VolumeShape volume;
+    bool epilogue;
+  };
+  for (const ProjectedScan& c :
+       {ProjectedScan{"walk_rank3_padded", 5, 3, 3, 5, {3, 4, 5}, false},
+        ProjectedScan{"walk_rank2_unpadded", 6, 4, 2, 0, {5, 7, 1}, true},
+        ProjectedScan{"staged_rank3_padded", 64, 16, 3, 5, {5, 7, 9}, true},
+        ProjectedScan{"staged_long_rank12_padded", 32, 16, 12, 4, {12, 16, 25}, false}}) {
+    for (TokenOrder order : kTokenOrders) {
+      cases.push_back({Op::SelectiveScan,
+                       std::string("selective_scan_projected_") + c.name + "_" + token_order_name(order),
+                       [=](bool reference) {
+                         const std::int64_t L = c.volume.tokens();
+                         ScanInputs in;
+                         in.u = input({2, L, c.E}, 100);
+                         // dt_in around [-1, 1] and weights of R^-1/2 keep delta in the range
+                         // of the other cases.
+                         in.projected = input({2, L, c.rank + c.padding + 2 * c.S}, 101);
+                         in.dt_weight = param({c.rank, c.E}, 102, -1.0f, 1.0f);
+                         in.delta_bias = param({c.E}, 103, -2, 0);
+                         in.A = param({c.E, c.S}, 104, -2, -0.01f);
+                         in.D = param({c.E}, 105);
+                         if (c.epilogue) {
+                           in.sum = input({2, L, c.E}, 106, -2, 2);
+                           in.gate = input({2, L, c.E}, 107, -4, 4);
+                         }
+                         return CALL(selective_scan, in, order, c.volume);
+                       },
+                       c.volume.tokens() > 1000 ? 5e-5 : 1e-5});
+    }
+  }
+
   cases.push_back({Op::Add, "add", [](bool reference) {
                      return CALL(add, input({4, 9}, 39), input({4, 9}, 40));
                    }});

@@ -329,22 +329,32 @@ OpCase selective_scan_draw(Draw& draw, int index) {
   const std::int64_t e = draw.pick<std::int64_t>({1, 3, 5, 8, 16, 32, 64});
   const std::int64_t states = draw.pick<std::int64_t>({1, 2, 3, 4, 8, 16, 16});
   const bool sum = draw.chance(40), gate = draw.chance(40);
+  // Half the draws in the projected form (ops.h): x_proj's rows with dt_in's rank, padding,
+  // then B and C.
+  const bool projected = draw.chance(50);
+  const std::int64_t rank = projected ? draw.between(1, 12) : 0, padding = projected ? draw.between(0, 8) : 0;
   const std::uint64_t seed = draw.seed();
   const std::int64_t L = s.volume.tokens();
-  const std::string name = "selective_scan_" + std::to_string(index) + "_" + s.name() + "_e" +
-                           std::to_string(e) + "_s" + std::to_string(states) + (sum ? "_sum" : "") +
-                           (gate ? "_gate" : "");
+  const std::string name =
+      "selective_scan_" + std::to_string(index) + "_" + s.name() + "_e" + std::to_string(e) + "_s" +
+      std::to_string(states) + (sum ? "_sum" : "") + (gate ? "_gate" : "") +
+      (projected ? "_projected_rank" + std::to_string(rank) + "_pad" + std::to_string(padding) : "");
   // Rounding grows with the sequence, and the GPU composes chunk states in another order than
   // the reference (as ops_test.cpp's long scans).
   return {Op::SelectiveScan, name,
           [=](bool reference) {
             ScanInputs in;
             in.u = input({s.batch, L, e}, seed);
-            in.delta = input({s.batch, L, e}, seed + 1, -4, 1);
+            if (projected) {
+              in.projected = input({s.batch, L, rank + padding + 2 * states}, seed + 1);
+              in.dt_weight = param({rank, e}, seed + 4);
+            } else {
+              in.delta = input({s.batch, L, e}, seed + 1, -4, 1);
+              in.B = input({s.batch, L, states}, seed + 4);
+              in.C = input({s.batch, L, states}, seed + 5);
+            }
             in.delta_bias = param({e}, seed + 2, -2, 0);
             in.A = param({e, states}, seed + 3, -2, -0.01f);
-            in.B = input({s.batch, L, states}, seed + 4);
-            in.C = input({s.batch, L, states}, seed + 5);
             in.D = param({e}, seed + 6);
             if (sum) in.sum = input({s.batch, L, e}, seed + 7, -2, 2);
             if (gate) in.gate = input({s.batch, L, e}, seed + 8, -4, 4);
