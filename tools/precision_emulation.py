@@ -38,8 +38,11 @@ import voxmamba_twin as twin  # noqa: E402
 TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def is_gemm(module):
-    """Modules whose weights the engine stores in the activation type (ops.h)."""
+def is_gemm(name, module):
+    """Modules whose weights the engine stores in the activation type (ops.h). dt_proj is not
+    one: the selective scan forms delta from dt_in with dt_proj's weight in float32."""
+    if name.endswith("dt_proj"):
+        return False
     if isinstance(module, (nn.Linear, nn.ConvTranspose3d)):
         return True
     return isinstance(module, nn.Conv3d) and module.groups == 1
@@ -50,7 +53,7 @@ def rounded_model(weights, dtype, keep_fp32=None, fp32_weights=False):
     output rounded, except those whose names match the regular expression keep_fp32."""
     model, _ = twin.load_hdf5(weights)
     for name, module in model.named_modules():
-        if is_gemm(module) and not fp32_weights:
+        if is_gemm(name, module) and not fp32_weights:
             with torch.no_grad():
                 module.weight.copy_(module.weight.to(dtype).float())
         is_leaf = next(module.children(), None) is None
