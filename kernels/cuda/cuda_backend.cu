@@ -69,6 +69,26 @@ int shared_memory_per_block_optin() {
   return cached_device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>("shared memory limit");
 }
 
+std::int64_t blocks_per_multiprocessor(const void* kernel, int threads, std::size_t dynamic_bytes) {
+  using Key = std::tuple<int, const void*, int, std::size_t>;  // device, kernel, threads, bytes
+  static std::mutex mutex;
+  static std::map<Key, std::int64_t> known;
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "current device");
+  const Key key{device, kernel, threads, dynamic_bytes};
+  {
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (const auto found = known.find(key); found != known.end()) return found->second;
+  }
+  int blocks = 0;
+  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, dynamic_bytes),
+             "blocks a multiprocessor holds");
+  const std::int64_t held = blocks < 1 ? 1 : blocks;
+  const std::lock_guard<std::mutex> lock(mutex);
+  known.emplace(key, held);
+  return held;
+}
+
 void require_cuda_f32(const Tensor& x, const char* op, const char* what) {
   if (!x.defined()) return;
   if (x.dtype() != DType::f32) throw Error(std::string(op) + ": " + what + " must be float32");

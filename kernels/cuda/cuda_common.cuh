@@ -48,15 +48,17 @@ int shared_memory_per_block_optin();
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
 
 // The blocks of `kernel` (of `threads` threads and `dynamic_bytes` of dynamic shared memory)
-// that the whole GPU holds at once: a grid of a multiple of this runs in whole waves, with no
-// last wave that leaves most multiprocessors idle.
+// that one multiprocessor of the current device holds, at least 1. Kept per device, kernel and
+// launch shape: the occupancy query reads the kernel's attributes each time, and the norms, the
+// deformable conv and the narrow-input conv ask before each launch of an eager forward.
+std::int64_t blocks_per_multiprocessor(const void* kernel, int threads, std::size_t dynamic_bytes);
+
+// The blocks of `kernel` that the whole GPU holds at once: a grid of a multiple of this runs
+// in whole waves, with no last wave that leaves most multiprocessors idle.
 template <typename Kernel>
 std::int64_t resident_blocks(Kernel kernel, int threads, std::size_t dynamic_bytes = 0) {
-  int per_multiprocessor = 0;
-  check_cuda(
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, threads, dynamic_bytes),
-      "blocks a multiprocessor holds");
-  return std::int64_t(per_multiprocessor < 1 ? 1 : per_multiprocessor) * multiprocessor_count();
+  return blocks_per_multiprocessor(reinterpret_cast<const void*>(kernel), threads, dynamic_bytes) *
+         multiprocessor_count();
 }
 
 constexpr int kThreads = 256;
