@@ -130,7 +130,7 @@ TEST(TokenOrder, SliceVisitsEveryVoxelThroughAllSlicesFirst) {
 }
 
 // The GPU scans 128-token chunks once N E L / 128 reaches 1,024 threads a multiprocessor
-// (kernels/cuda/sequence.cu; 196,608 here, enough for up to 192 multiprocessors), shorter ones
+// (kernels/cuda/selective_scan.cu; 196,608 here, enough for up to 192 multiprocessors), shorter ones
 // below: ops_test's cases all take 16-token chunks. float32, in the forward and the slice order
 // (16,384 tokens: 128 chunks); tolerance as for the long scans there.
 TEST(SelectiveScan, GpuLongChunksMatchTheReference) {
