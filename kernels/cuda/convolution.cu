@@ -2,16 +2,17 @@
 // - dense convs: for 16-bit types our tensor-core kernels where they apply (few input channels;
 //   3^3 into 48 channels) and cuDNN (cudnn_conv.cu); im2col tiles and cuBLAS GEMMs for
 //   float32 and for shapes cuDNN declines;
-// - depthwise convs: a direct kernel in which a thread owns one output voxel and a vector of
-//   channels (the deformable conv is in deform_conv.cu);
+// - depthwise convs: depthwise_conv.cu (the deformable one: deform_conv.cu);
 // - the k2 s2 transposed conv: one GEMM and a scatter.
 #include <algorithm>
 #include <type_traits>
 
 #include "kernels/cuda/channel_moments.cuh"
+#include "kernels/cuda/conv_geometry.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cudnn_conv.cuh"
+#include "kernels/cuda/depthwise_conv.cuh"
 #include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/narrow_input_conv_mma.cuh"
 #include "kernels/cuda/resident_weight_conv_mma.cuh"
@@ -20,19 +21,9 @@
 namespace voxmamba::kernels::cuda {
 namespace {
 
-struct Geometry {
-  std::int64_t N, D, H, W, C;       // input
-  std::int64_t Do, Ho, Wo, Co;      // output
-  int kernel, stride, padding, dilation;
-};
-
-Geometry geometry(const Shape& in, const Shape& out, const ConvParams& p) {
-  return {in[0], in[1], in[2], in[3], in[4], out[1], out[2], out[3], out[4], p.kernel, p.stride, p.padding, p.dilation};
-}
-
 // columns[v - v0, (tap * cin_group + ci)] for output voxels [v0, v0 + rows) and group g.
 template <typename T>
-__global__ void im2col_kernel(const T* x, T* columns, Geometry g, std::int64_t v0, std::int64_t rows,
+__global__ void im2col_kernel(const T* x, T* columns, ConvGeometry g, std::int64_t v0, std::int64_t rows,
                               std::int64_t cin_group, std::int64_t group) {
   const std::int64_t taps = static_cast<std::int64_t>(g.kernel) * g.kernel * g.kernel;
   const std::int64_t patch = taps * cin_group, total = rows * patch;
@@ -70,124 +61,6 @@ template <typename T> __global__ void add_bias_kernel(T* y, const float* bias, s
   VOXMAMBA_GRID_STRIDE(i, total) { y[i] = from_f32<T>(to_f32(y[i]) + bias[i % c]); }
 }
 
-// One thread: output voxel v, channels [c0, c0 + V). Index arithmetic is 32-bit within a
-// sample (the host checks the sizes), and K, when it is a template argument (the network's 3,
-// 5 and 7; 0: g.kernel), unrolls the taps: with 64-bit indices and runtime loops the kernel
-// was bound by instruction issue (the offset heads' 3^3 convs took 1.1 ms of a base 128^3
-// forward, whose bytes move in about 0.1 ms).
-template <typename T, int V, int K>
-__global__ void depthwise_kernel(const T* x, const float* weight, const float* bias, T* y, Geometry g) {
-  const int kernel = K > 0 ? K : g.kernel;
-  const int C = static_cast<int>(g.C), D = static_cast<int>(g.D), H = static_cast<int>(g.H),
-            W = static_cast<int>(g.W), Ho = static_cast<int>(g.Ho), Wo = static_cast<int>(g.Wo);
-  const int vectors = C / V, per_sample = static_cast<int>(g.Do) * Ho * Wo * vectors;
-  VOXMAMBA_GRID_STRIDE(i, g.N * per_sample) {
-    const std::int64_t n = i / per_sample;
-    int r = static_cast<int>(i - n * per_sample);
-    const int c0 = (r % vectors) * V;
-    r /= vectors;
-    const int ow = r % Wo, oh = r / Wo % Ho, od = r / (Wo * Ho);
-    const int d0 = od * g.stride - g.padding, h0 = oh * g.stride - g.padding, w0 = ow * g.stride - g.padding;
-    const T* xn = x + n * (static_cast<std::int64_t>(D) * H * W * C) + c0;
-    Vec<T, V> acc;
-#pragma unroll
-    for (int k = 0; k < V; ++k) acc.v[k] = bias ? bias[c0 + k] : 0.0f;
-#pragma unroll
-    for (int kd = 0; kd < kernel; ++kd) {
-      const int d = d0 + kd * g.dilation;
-      if (d < 0 || d >= D) continue;
-#pragma unroll
-      for (int kh = 0; kh < kernel; ++kh) {
-        const int h = h0 + kh * g.dilation;
-        if (h < 0 || h >= H) continue;
-        const T* row = xn + (d * H + h) * W * C;
-#pragma unroll
-        for (int kw = 0; kw < kernel; ++kw) {
-          const int w = w0 + kw * g.dilation;
-          if (w < 0 || w >= W) continue;
-          Vec<T, V> in;
-          in.load(row + w * C);
-          Vec<float, V> tap;  // 16-byte loads when V > 1: C is a multiple of V
-          tap.load(weight + ((kd * kernel + kh) * kernel + kw) * C + c0);
-#pragma unroll
-          for (int k = 0; k < V; ++k) acc.v[k] += in.v[k] * tap.v[k];
-        }
-      }
-    }
-    acc.store(y + i * V);
-  }
-}
-
-// depthwise_kernel for stride 1 and dilation 1 (the offset heads' 3^3 convs, the plain 5^3
-// ones): a thread computes R consecutive output voxels along w, so that each input row's
-// R + K - 1 values and each tap's weights are loaded once for all of them, where one voxel a
-// thread loaded K inputs and K weight vectors per row for K products. H200, base 128^3 fp16
-// (ncu): the 16 offset-head convs 0.69 ms before, 0.44 ms with R = 4 (stage 0: 116 -> 73 us).
-template <typename T, int V, int K, int R>
-__global__ void depthwise_rows_kernel(const T* __restrict__ x, const float* __restrict__ weight,
-                                      const float* __restrict__ bias, T* __restrict__ y, Geometry g) {
-  const int C = static_cast<int>(g.C), D = static_cast<int>(g.D), H = static_cast<int>(g.H),
-            W = static_cast<int>(g.W), Ho = static_cast<int>(g.Ho), Wo = static_cast<int>(g.Wo);
-  const int vectors = C / V, w_blocks = (Wo + R - 1) / R,
-            per_sample = static_cast<int>(g.Do) * Ho * w_blocks * vectors;
-  VOXMAMBA_GRID_STRIDE(i, g.N * per_sample) {
-    const std::int64_t n = i / per_sample;
-    int r = static_cast<int>(i - n * per_sample);
-    const int c0 = (r % vectors) * V;
-    r /= vectors;
-    const int ow0 = (r % w_blocks) * R, oh = r / w_blocks % Ho, od = r / (w_blocks * Ho);
-    const int d0 = od - g.padding, h0 = oh - g.padding, w0 = ow0 - g.padding;
-    const T* xn = x + n * (static_cast<std::int64_t>(D) * H * W * C) + c0;
-    float acc[R][V];
-#pragma unroll
-    for (int o = 0; o < R; ++o) {
-#pragma unroll
-      for (int k = 0; k < V; ++k) acc[o][k] = bias ? bias[c0 + k] : 0.0f;
-    }
-#pragma unroll
-    for (int kd = 0; kd < K; ++kd) {
-      const int d = d0 + kd;
-      if (d < 0 || d >= D) continue;
-#pragma unroll
-      for (int kh = 0; kh < K; ++kh) {
-        const int h = h0 + kh;
-        if (h < 0 || h >= H) continue;
-        const T* row = xn + (d * H + h) * W * C;
-        Vec<T, V> window[R + K - 1];  // inputs w0 .. w0 + R + K - 2, zero outside the volume
-#pragma unroll
-        for (int j = 0; j < R + K - 1; ++j) {
-          const int w = w0 + j;
-          if (w >= 0 && w < W) {
-            window[j].load(row + w * C);
-          } else {
-#pragma unroll
-            for (int k = 0; k < V; ++k) window[j].v[k] = 0.0f;
-          }
-        }
-#pragma unroll
-        for (int kw = 0; kw < K; ++kw) {
-          Vec<float, V> tap;
-          tap.load(weight + ((kd * K + kh) * K + kw) * C + c0);
-#pragma unroll
-          for (int o = 0; o < R; ++o) {
-#pragma unroll
-            for (int k = 0; k < V; ++k) acc[o][k] += window[o + kw].v[k] * tap.v[k];
-          }
-        }
-      }
-    }
-    const std::int64_t out_row = ((n * g.Do + od) * Ho + oh) * static_cast<std::int64_t>(Wo);
-#pragma unroll
-    for (int o = 0; o < R; ++o) {
-      if (ow0 + o >= Wo) break;
-      Vec<T, V> out;
-#pragma unroll
-      for (int k = 0; k < V; ++k) out.v[k] = acc[o][k];
-      out.store(y + (out_row + ow0 + o) * C + c0);
-    }
-  }
-}
-
 // Dense conv with few input channels (the stem and the first decoder conv read the
 // one-channel image), on the CUDA cores: for float32, and where the tensor-core kernel
 // (narrow_input_conv_mma.cu) does not apply. im2col would materialise K^3 columns per voxel
@@ -201,9 +74,9 @@ __global__ void depthwise_rows_kernel(const T* __restrict__ x, const float* __re
 // base 128^3, float16: the stem (k7 s2, 1 -> 48 channels) 0.78 against 0.65 ms, the first
 // decoder conv (k3, 1 -> 48 at 128^3) 0.59 against 0.40 ms).
 template <typename T, int V, int K>
-__global__ void __launch_bounds__(256) narrow_input_conv_kernel(const T* __restrict__ x, const T* __restrict__ weight,
-                                                                const float* __restrict__ bias, T* __restrict__ y,
-                                                                Geometry g) {
+__global__ void __launch_bounds__(256)
+    narrow_input_conv_kernel(const T* __restrict__ x, const T* __restrict__ weight,
+                             const float* __restrict__ bias, T* __restrict__ y, ConvGeometry g) {
   extern __shared__ float taps[];  // [K^3 * Cin][V]: this block's output channels
   const int cin = static_cast<int>(g.C), cout = static_cast<int>(g.Co), o0 = blockIdx.y * V;
   const int kernel = K > 0 ? K : g.kernel;
@@ -257,7 +130,8 @@ __global__ void __launch_bounds__(256) narrow_input_conv_kernel(const T* __restr
 // 22 KB per input channel), or an output sample has 2^31 voxels or more. The caller then
 // takes the general path.
 template <typename T, int V>
-bool launch_narrow_input(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, const Geometry& g) {
+bool launch_narrow_input(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y,
+                         const ConvGeometry& g) {
   const std::size_t bytes = static_cast<std::size_t>(g.kernel) * g.kernel * g.kernel * g.C * V * sizeof(float);
   if (bytes > static_cast<std::size_t>(shared_memory_per_block_optin()) ||
       g.Do * g.Ho * g.Wo >= (std::int64_t(1) << 31)) {
@@ -326,7 +200,7 @@ __global__ void scatter_blocks_kernel(const T* __restrict__ blocks, const float*
 
 // Dense or grouped conv as im2col tiles and GEMMs, accumulated onto y (which holds the bias).
 template <typename T> void im2col_conv3d(const Tensor& x, const Tensor& weight, Tensor& y, const ConvParams& p) {
-  const Geometry g = geometry(x.shape(), y.shape(), p);
+  const ConvGeometry g = conv_geometry(x.shape(), y.shape(), p);
   const std::int64_t cin_group = g.C / p.groups, cout_group = g.Co / p.groups;
   const std::int64_t patch = static_cast<std::int64_t>(p.kernel) * p.kernel * p.kernel * cin_group;
   const std::int64_t voxels = g.N * g.Do * g.Ho * g.Wo;
@@ -352,7 +226,7 @@ Shape checked_conv3d_output_shape(const Tensor& x, const Tensor& weight, const T
   require_cuda_float(x, "conv3d", "input");
   require_cuda_float(weight, "conv3d", "weight");
   require_cuda_f32(bias, "conv3d", "bias");
-  const Geometry g = geometry(x.shape(), out_shape, p);
+  const ConvGeometry g = conv_geometry(x.shape(), out_shape, p);
   if (is_depthwise(g.C, g.Co, p)) {
     require_cuda_f32(weight, "conv3d", "depthwise weight");
   } else {
@@ -367,52 +241,13 @@ Shape checked_conv3d_output_shape(const Tensor& x, const Tensor& weight, const T
 Tensor convolve(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p,
                 const Shape& out_shape, MomentPartials* moments) {
   Tensor y = empty_like_device(out_shape, x);
-  const Geometry g = geometry(x.shape(), out_shape, p);
-  const bool depthwise = is_depthwise(g.C, g.Co, p);
+  const ConvGeometry g = conv_geometry(x.shape(), out_shape, p);
+  if (is_depthwise(g.C, g.Co, p)) {
+    depthwise_conv3d(x, weight, bias, y, g);
+    return y;
+  }
   with_float_type(x.dtype(), "conv3d", [&](auto tag) {
     using T = decltype(tag);
-    if (depthwise) {
-      if (std::max(x.numel(), y.numel()) / std::max<std::int64_t>(1, g.N) >= (std::int64_t(1) << 31)) {
-        throw Error("conv3d: a depthwise conv sample of " + shape_string(x.shape()) + " or " +
-                    shape_string(y.shape()) + " has 2^31 elements or more");
-      }
-      if (y.numel() == 0) return;
-      const auto launch = [&](auto width) {
-        constexpr int V = decltype(width)::value;
-        const auto run = [&](auto taps) {
-          depthwise_kernel<T, V, decltype(taps)::value><<<blocks_for(y.numel() / V), kThreads, 0, stream()>>>(
-              ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), g);
-        };
-        constexpr int kRows = 4;  // output voxels a thread along w
-        const auto run_rows = [&](auto taps) {
-          constexpr int K = decltype(taps)::value;
-          const std::int64_t threads = g.N * g.Do * g.Ho * ((g.Wo + kRows - 1) / kRows) * (g.C / V);
-          depthwise_rows_kernel<T, V, K, kRows><<<blocks_for(threads), kThreads, 0, stream()>>>(
-              ptr_as<T>(x), ptr(weight), ptr(bias), mutable_ptr_as<T>(y), g);
-        };
-        const bool rows = p.stride == 1 && p.dilation == 1;
-        if (rows && p.kernel == 3) {
-          run_rows(std::integral_constant<int, 3>{});
-        } else if (rows && p.kernel == 5) {
-          run_rows(std::integral_constant<int, 5>{});
-        } else if (p.kernel == 3) {
-          run(std::integral_constant<int, 3>{});
-        } else if (p.kernel == 5) {
-          run(std::integral_constant<int, 5>{});
-        } else if (p.kernel == 7) {
-          run(std::integral_constant<int, 7>{});
-        } else {
-          run(std::integral_constant<int, 0>{});
-        }
-      };
-      if (vector_width<T>(g.C) == 1) {
-        launch(std::integral_constant<int, 1>{});
-      } else {
-        launch(std::integral_constant<int, 16 / sizeof(T)>{});
-      }
-      check_launch("conv3d depthwise");
-      return;
-    }
     if (p.groups == 1 && g.C <= kNarrowInputChannels &&
         x.numel() / std::max<std::int64_t>(1, g.N) < (std::int64_t(1) << 31)) {
       // Tensor cores where they apply (16-bit types, output channels in multiples of 8).
