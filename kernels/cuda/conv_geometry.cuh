@@ -14,8 +14,9 @@ struct ConvGeometry {
 };
 
 inline ConvGeometry conv_geometry(const Shape& in, const Shape& out, const ConvParams& p) {
-  return {in[0],  in[1],  in[2],    in[3],    in[4],     out[1],    out[2],
-          out[3], out[4], p.kernel, p.stride, p.padding, p.dilation};
+  return {in[0],    in[1],    in[2],     in[3],     in[4],  // input
+          out[1],   out[2],   out[3],    out[4],            // output
+          p.kernel, p.stride, p.padding, p.dilation};
 }
 
 }  // namespace voxmamba::kernels::cuda
