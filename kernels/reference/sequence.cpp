@@ -31,6 +31,7 @@ ScanInputs expand_projected(const ScanInputs& in) {
   const std::int64_t N = in.u.dim(0), L = in.u.dim(1), E = in.u.dim(2), S = in.A.dim(1);
   const std::int64_t P = in.projected.dim(2), R = in.dt_weight.dim(0);
   const float* rows = in.projected.data<float>();
+  const float* dt_weight = in.dt_weight.data<float>();
   full.delta = Tensor::empty({N, L, E});
   full.B = Tensor::empty({N, L, S});
   full.C = Tensor::empty({N, L, S});
@@ -38,8 +39,7 @@ ScanInputs expand_projected(const ScanInputs& in) {
     const float* projected = rows + row * P;
     for (std::int64_t e = 0; e < E; ++e) {
       double delta = 0;
-      for (std::int64_t r = 0; r < R; ++r)
-        delta += static_cast<double>(projected[r]) * in.dt_weight.data<float>()[r * E + e];
+      for (std::int64_t r = 0; r < R; ++r) delta += static_cast<double>(projected[r]) * dt_weight[r * E + e];
       full.delta.data<float>()[row * E + e] = static_cast<float>(delta);
     }
     for (std::int64_t s = 0; s < S; ++s) {
