@@ -8,7 +8,10 @@
 # PYTHON (environment) names the interpreter that has torch, h5py and numpy; ENGINE_DEVICE
 # (environment, default cpu) the device the engine runs on (cpu, cuda, auto); ENGINE_PRECISION
 # (environment, default fp32) its activations: fp32 must match to 1e-4 relative, bf16 and
-# fp16 to 5e-2 relative with at least 99.9% of voxels given the same class (issue 4).
+# fp16 to 5e-2 relative with at least 99.9% of voxels given the same class (issue 4). MODEL and
+# INPUT (environment, optional) replace the seeded weights and the random input with given files,
+# e.g. a twin trained by tools/train_twin_synthetic.py and its held-out case; CONFIG, SIZE and
+# OFFSET_SCALE then only name the logits file.
 set -euo pipefail
 voxmamba=$1 work=$2 config=$3 size=$4 device=${5:-cpu} offset_scale=${6:-0}
 python=${PYTHON:-python3}
@@ -21,10 +24,14 @@ else
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
-model="$work/${config}_seed1_offsets${offset_scale}.h5"
-input="$work/input_${size}.npy"
-logits="$work/engine_${engine_device}_${precision}_${config}_${size}_offsets${offset_scale}.npy"
-"$voxmamba" init --config "$config" --classes 3 --seed 1 --offset-scale "$offset_scale" -o "$model" --force >/dev/null
-"$python" -c "import numpy as n; n.save('$input', n.random.RandomState(0).standard_normal((1,$size,$size,$size,1)).astype(n.float32))"
+model=${MODEL:-$work/${config}_seed1_offsets${offset_scale}.h5}
+input=${INPUT:-$work/input_${size}.npy}
+logits="$work/engine_${engine_device}_${precision}_${config}_${size}_offsets${offset_scale}${MODEL:+_given_model}.npy"
+if [[ -z ${MODEL:-} ]]; then
+  "$voxmamba" init --config "$config" --classes 3 --seed 1 --offset-scale "$offset_scale" -o "$model" --force >/dev/null
+fi
+if [[ -z ${INPUT:-} ]]; then
+  "$python" -c "import numpy as n; n.save('$input', n.random.RandomState(0).standard_normal((1,$size,$size,$size,1)).astype(n.float32))"
+fi
 "$voxmamba" forward --weights "$model" --input "$input" --output "$logits" --device "$engine_device" --precision "$precision" --quiet
 "$python" "$here/parity_check.py" --weights "$model" --input "$input" --engine-output "$logits" --device "$device" "${bounds[@]}"

@@ -465,12 +465,87 @@ def test_precision_emulation():
         check("precision emulation: a --keep-fp32 that is not a regular expression is refused",
               refused and "not a regular expression" in message, message)
 
+
+def _run_tool(main, args):
+    """(the tool's JSON lines, exit status 2 if it refused the arguments else 0, its last error line)."""
+    import contextlib
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(args)
+    except SystemExit as e:
+        status = e.code
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    return lines, status, (err.getvalue().strip().splitlines() or ["no error"])[-1]
+
+
+def test_precision_margins():
+    """tools/precision_margins.py: a voxel's margin is its top logit less the runner-up; the
+    buckets hold every voxel once; a rounded logit moves by at most the maximum error, so the
+    argmax can only change where the margin is at most twice that; mismatched labels are refused."""
+    import precision_margins
+    m = precision_margins.margins(torch.tensor([[3.0, 1.0, 2.5], [0.0, -1.0, 0.0]]))
+    check("precision margins: top logit less the runner-up, ties give zero", m.tolist() == [0.5, 0.0], str(m.tolist()))
+    cfg = twin.config_preset("small", 3)
+    model = twin.build_model(cfg, seed=0).eval()
+    _perturb(model)
+    with tempfile.TemporaryDirectory() as d:
+        weights, inp, lab = (os.path.join(d, n) for n in ("m.h5", "x.npy", "y.npy"))
+        twin.save_hdf5(model, dict(cfg, labels=["background", "a", "b"], patch_size=[16, 16, 16]), weights)
+        np.save(inp, np.random.RandomState(0).standard_normal((1, 16, 16, 16, 1)).astype(np.float32))
+        np.save(lab, np.random.RandomState(1).randint(0, 3, (1, 16, 16, 16)))
+        lines, status, _ = _run_tool(precision_margins.main, ["--weights", weights, "--input", inp, "--labels", lab])
+        r = lines[0]
+        shares = sum(b["share"] for b in r["bf16"]["buckets"])
+        check("precision margins: the buckets hold every voxel once", status == 0 and abs(shares - 1) < 1e-9,
+              f"shares sum to {shares}")
+        with torch.no_grad():
+            logits_max = float(model(torch.from_numpy(np.load(inp))).abs().max())
+        largest = r["largest_float32_output"]
+        check("precision margins: the largest module output is at least the largest logit (the head's own)",
+              largest["module"] and largest["max_abs"] >= logits_max > 0, f"{largest} vs logits {logits_max:.3g}")
+        for name in ("bf16", "fp16"):
+            e = r[name]
+            wide = [b for b in e["buckets"] if b["margin"][0] > 2 * e["max_abs_error"] and b["agreement"] is not None]
+            check(f"precision margins: {name} agrees wherever the margin exceeds twice its largest error",
+                  wide and all(b["agreement"] == 1.0 for b in wide) and "accuracy" in e,
+                  f"{len(wide)} such buckets, max abs error {e['max_abs_error']:.2e}")
+        np.save(lab, np.zeros((1, 8, 16, 16), dtype=np.int64))
+        _, status, message = _run_tool(precision_margins.main, ["--weights", weights, "--input", inp, "--labels", lab])
+        check("precision margins: labels of another shape are refused", status == 2 and "shape" in message, message)
+
+
+def test_train_twin_synthetic():
+    """tools/train_twin_synthetic.py: the synthetic task's classes differ in brightness as labelled;
+    a two-step run writes weights the twin reads back, and a held-out case; an edge that is not a
+    multiple of 16 is refused."""
+    import train_twin_synthetic as tts
+    image, labels = tts.synthetic_case(np.random.default_rng(3), 32)
+    means = [float(image[labels == c].mean()) for c in range(3)]
+    check("synthetic task: bright balls above the background, dark ones below",
+          means[1] > means[0] + 0.5 > means[2] + 1.0, f"class means {[round(v, 2) for v in means]}")
+    with tempfile.TemporaryDirectory() as d:
+        lines, status, _ = _run_tool(tts.main, ["--out", d, "--steps", "2", "--size", "16", "--val-size", "16",
+                                                "--log-every", "1"])
+        model, _ = twin.load_hdf5(os.path.join(d, "trained.h5"))
+        x, y = np.load(os.path.join(d, "val_input.npy")), np.load(os.path.join(d, "val_labels.npy"))
+        check("train twin: two steps logged, weights and a held-out case written",
+              status == 0 and [l.get("step") for l in lines[:2]] == [1, 2] and model.cfg["num_classes"] == 3
+              and x.shape == (1, 16, 16, 16, 1) and y.shape == (1, 16, 16, 16), f"{len(lines)} lines, status {status}")
+        _, status, message = _run_tool(tts.main, ["--out", d, "--size", "20"])
+        check("train twin: an edge that is not a multiple of 16 is refused", status == 2 and "multiple of 16" in message,
+              message)
+
+
 def main():
     t0 = time.time()
     print(f"torch {torch.__version__}, numpy {np.__version__}, threads {torch.get_num_threads()}")
     for test in (test_parameter_counts, test_scan_direct, test_fair_scan, test_scan_block, test_deform_zero_offsets,
                  test_deform_integer_shift, test_deform_fractional, test_forward_small,
-                 test_forward_fair_scan_and_layout, test_hdf5_round_trip, test_precision_emulation):
+                 test_forward_fair_scan_and_layout, test_hdf5_round_trip, test_precision_emulation,
+                 test_precision_margins, test_train_twin_synthetic):
         try:
             test()
         except Exception as e:  # a crash is a failure of that test
