@@ -10,7 +10,11 @@
 # per-op waits of --profile: tools/kernel_times.py prints the time and SM clock per op class
 # and writes $OUT/kernels.csv)
 # and "segment" (scripts/gpu_segment.sh: `voxmamba segment` on a 256^3 volume with TTA, from
-# the bundle scripts/gpu_bundle.sh made, carried in .gpu-bundle). TWIN_ARGS adds arguments
+# the bundle scripts/gpu_bundle.sh made, carried in .gpu-bundle)
+# and "trained" (the twin of TRAINED_CONFIG, default base, trained for TRAINED_STEPS, default
+# 300, on tools/train_twin_synthetic.py's task on the GPU, then parity in bf16 and fp16 on its
+# held-out 128^3 case, with tools/precision_margins.py's breakdown on the GPU's twin: issue 4's
+# parity on weights that decide something; fp16 may overflow there). TWIN_ARGS adds arguments
 # to bench_twin.py (e.g. --compile); TWIN_ENGINE_PRECISION the engine's precision there (bf16). Logs go to $OUT or /tmp/gpu-check.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +65,18 @@ status=0
   fi
   if [[ $stages == *" segment "* ]]; then
     OUT="$out" scripts/gpu_segment.sh --precision bf16 || status=1
+  fi
+  if [[ $stages == *" trained "* ]]; then
+    trained=/tmp/trained_${TRAINED_CONFIG:-base}
+    python3 tools/train_twin_synthetic.py --out "$trained" --config "${TRAINED_CONFIG:-base}" \
+      --steps "${TRAINED_STEPS:-300}" --size 32 --val-size 128 --device cuda | tail -1 || status=1
+    for precision in bf16 fp16; do
+      echo "parity on trained weights: engine=cuda precision=$precision"
+      MODEL=$trained/trained.h5 INPUT=$trained/val_input.npy ENGINE_DEVICE=cuda ENGINE_PRECISION=$precision \
+        PYTHON=python3 tools/parity_run.sh $voxmamba /tmp/parity "${TRAINED_CONFIG:-base}" 128 cuda || status=1
+    done
+    python3 tools/precision_margins.py --weights "$trained/trained.h5" --input "$trained/val_input.npy" \
+      --labels "$trained/val_labels.npy" --device cuda > "$out/trained_margins.json" || status=1
   fi
   if [[ $stages == *" twin "* ]]; then
     $voxmamba init --config base --classes 3 --seed 1 -o /tmp/base_bench.h5 --force >/dev/null

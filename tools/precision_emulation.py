@@ -48,10 +48,10 @@ def is_gemm(name, module):
     return isinstance(module, nn.Conv3d) and module.groups == 1
 
 
-def rounded_model(weights, dtype, keep_fp32=None, fp32_weights=False):
+def rounded_model(weights, dtype, keep_fp32=None, fp32_weights=False, device="cpu"):
     """The twin with GEMM weights rounded to dtype (unless fp32_weights) and every leaf module's
     output rounded, except those whose names match the regular expression keep_fp32."""
-    model, _ = twin.load_hdf5(weights)
+    model, _ = twin.load_hdf5(weights, device=device)
     for name, module in model.named_modules():
         if is_gemm(name, module) and not fp32_weights:
             with torch.no_grad():

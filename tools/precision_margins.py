@@ -8,7 +8,7 @@ argmax agreement. Seeded random weights and trained ones differ most here: issue
 (99.9% agreement) depends on how many voxels sit near a tie.
 
     python3 tools/precision_margins.py --weights model.h5 --input x.npy [--types bf16,fp16]
-        [--labels y.npy] [--threads N]
+        [--labels y.npy] [--threads N] [--device cpu|cuda]
 
 Prints one JSON object: the margins' quantiles; the largest float32 output of any module, with
 its name (float16 overflows past 65504); and per type, agreement overall and per bucket (with
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity_check  # noqa: E402
 import precision_emulation as emulation  # noqa: E402
 import voxmamba_twin as twin  # noqa: E402
 
@@ -75,6 +76,7 @@ def main(argv=None):
     ap.add_argument("--labels", default=None, help=".npy int [N, D, H, W]: also report accuracy")
     ap.add_argument("--types", default="bf16,fp16", help="comma list of " + ", ".join(emulation.TYPES))
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="PyTorch device for the twin (cpu, cuda); float32 without TF32")
     args = ap.parse_args(argv)
     types = [t for t in args.types.split(",") if t]
     unknown = [t for t in types if t not in emulation.TYPES]
@@ -82,11 +84,12 @@ def main(argv=None):
         ap.error(f"unknown type(s) {', '.join(unknown)}; expected {', '.join(emulation.TYPES)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    x = torch.from_numpy(np.load(args.input))
-    labels = torch.from_numpy(np.load(args.labels)) if args.labels else None
+    parity_check.disable_tf32()
+    x = torch.from_numpy(np.load(args.input)).to(args.device)
+    labels = torch.from_numpy(np.load(args.labels)).to(args.device) if args.labels else None
     if labels is not None and labels.shape != x.shape[:-1]:
         ap.error(f"--labels has shape {tuple(labels.shape)}, the input's voxels {tuple(x.shape[:-1])}")
-    model, _ = twin.load_hdf5(args.weights)
+    model, _ = twin.load_hdf5(args.weights, device=args.device)
     reference, largest = largest_output(model, x)
     if reference.shape[-1] < 2:
         ap.error("the model has one output channel: no argmax to compare")
@@ -99,7 +102,7 @@ def main(argv=None):
         result["float32_accuracy"] = float((reference.argmax(-1) == labels).float().mean())
     for name in types:
         with torch.no_grad():
-            logits = emulation.rounded_model(args.weights, emulation.TYPES[name])(x).float()
+            logits = emulation.rounded_model(args.weights, emulation.TYPES[name], device=args.device)(x).float()
         error = (logits - reference).abs()
         agree = logits.argmax(-1) == reference.argmax(-1)
         entry = {"argmax_agreement": float(agree.float().mean()), "max_abs_error": float(error.max()),
