@@ -484,7 +484,8 @@ def _run_tool(main, args):
 def test_precision_margins():
     """tools/precision_margins.py: a voxel's margin is its top logit less the runner-up; the
     buckets hold every voxel once; a rounded logit moves by at most the maximum error, so the
-    argmax can only change where the margin is at most twice that; mismatched labels are refused."""
+    argmax can only change where the margin is at most twice that; float16 overflow is counted;
+    mismatched labels are refused."""
     import precision_margins
     m = precision_margins.margins(torch.tensor([[3.0, 1.0, 2.5], [0.0, -1.0, 0.0]]))
     check("precision margins: top logit less the runner-up, ties give zero", m.tolist() == [0.5, 0.0], str(m.tolist()))
@@ -512,6 +513,18 @@ def test_precision_margins():
             check(f"precision margins: {name} agrees wherever the margin exceeds twice its largest error",
                   wide and all(b["agreement"] == 1.0 for b in wide) and "accuracy" in e,
                   f"{len(wide)} such buckets, max abs error {e['max_abs_error']:.2e}")
+        # A conv whose outputs leave float16's range (as a trained Mamba block's did): the fp16
+        # logits are then NaN, counted, with no error figures; bf16 has float32's range.
+        with torch.no_grad():
+            model.decoder.head.res.conv1.weight.mul_(1e6)
+        twin.save_hdf5(model, dict(cfg, labels=["background", "a", "b"], patch_size=[16, 16, 16]), weights)
+        lines, status, _ = _run_tool(precision_margins.main, ["--weights", weights, "--input", inp])
+        r = lines[0]
+        check("precision margins: float16 past its range gives counted non-finite logits, bfloat16 does not",
+              status == 0 and r["fp16"]["non_finite_logits"] > 0 and r["fp16"]["mean_abs_error"] is None
+              and r["bf16"]["non_finite_logits"] == 0 and r["bf16"]["mean_abs_error"] is not None
+              and r["largest_float32_output"]["max_abs"] > 65504,
+              f"fp16 {r['fp16']['non_finite_logits']} non-finite, largest {r['largest_float32_output']}")
         np.save(lab, np.zeros((1, 8, 16, 16), dtype=np.int64))
         _, status, message = _run_tool(precision_margins.main, ["--weights", weights, "--input", inp, "--labels", lab])
         check("precision margins: labels of another shape are refused", status == 2 and "shape" in message, message)
