@@ -45,8 +45,10 @@ def largest_output(model, x):
 
     def record(name):
         def hook(_module, _inputs, out):
-            if torch.is_tensor(out) and float(out.abs().max()) > largest["max_abs"]:
-                largest.update(module=name, max_abs=float(out.abs().max()))
+            if torch.is_tensor(out):
+                max_abs = float(out.abs().max())
+                if max_abs > largest["max_abs"]:
+                    largest.update(module=name, max_abs=max_abs)
         return hook
 
     handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if next(m.children(), None) is None]

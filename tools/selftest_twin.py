@@ -417,12 +417,25 @@ def test_forward_small():
           f"shape {tuple(y.shape)}, std {float(y.std()):.3g}, {dt:.2f} s")
 
 
+def _run_tool(main, args):
+    """Run a tool's main(args): (its JSON lines, its exit status, 0 if it did not exit, its last error line)."""
+    import contextlib
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(args)
+    except SystemExit as e:
+        status = e.code
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    return lines, status, (err.getvalue().strip().splitlines() or ["no error"])[-1]
+
+
 def test_precision_emulation():
     """tools/precision_emulation.py: rounding to fp16 (10-bit mantissa) moves the logits less than
     bf16 (7-bit), neither leaves them untouched; keeping everything in fp32 leaves them exactly,
     keeping the decoder's outputs moves them less; an unknown type or a bad pattern is refused."""
-    import contextlib
-    import io
     import precision_emulation
     cfg = twin.config_preset("small", 3)
     model = twin.build_model(cfg, seed=0).eval()
@@ -431,23 +444,15 @@ def test_precision_emulation():
         weights, inp = os.path.join(d, "m.h5"), os.path.join(d, "x.npy")
         twin.save_hdf5(model, dict(cfg, labels=["background", "a", "b"], patch_size=[16, 16, 16]), weights)
         np.save(inp, np.random.RandomState(0).standard_normal((1, 16, 16, 16, 1)).astype(np.float32))
+
         def emulate(*extra):
             """The tool's JSON for this model and input, with `extra` arguments."""
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                precision_emulation.main(["--weights", weights, "--input", inp, *extra])
-            return json.loads(out.getvalue())
+            return _run_tool(precision_emulation.main, ["--weights", weights, "--input", inp, *extra])[0][0]
 
         def refusal(*extra):
             """(refused with exit status 2, the error's last line) for `extra` arguments."""
-            err = io.StringIO()
-            try:
-                with contextlib.redirect_stderr(err):
-                    precision_emulation.main(["--weights", weights, "--input", inp, *extra])
-                refused = False
-            except SystemExit as e:
-                refused = e.code == 2
-            return refused, err.getvalue().strip().splitlines()[-1] if err.getvalue() else "no error"
+            _, status, message = _run_tool(precision_emulation.main, ["--weights", weights, "--input", inp, *extra])
+            return status == 2, message
 
         r = emulate()
         bf16, fp16 = r["bf16"]["mean_abs_error"], r["fp16"]["mean_abs_error"]
@@ -464,21 +469,6 @@ def test_precision_emulation():
         refused, message = refusal("--keep-fp32", "(decoder")
         check("precision emulation: a --keep-fp32 that is not a regular expression is refused",
               refused and "not a regular expression" in message, message)
-
-
-def _run_tool(main, args):
-    """(the tool's JSON lines, exit status 2 if it refused the arguments else 0, its last error line)."""
-    import contextlib
-    import io
-    out, err = io.StringIO(), io.StringIO()
-    status = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main(args)
-    except SystemExit as e:
-        status = e.code
-    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
-    return lines, status, (err.getvalue().strip().splitlines() or ["no error"])[-1]
 
 
 def test_precision_margins():
