@@ -304,26 +304,43 @@ __device__ __forceinline__ void stage_states(const T* __restrict__ row, float (&
 // projected_delta forms them, written to the tile as copy_row writes a stored row: the lane
 // staging a token forms its deltas (R multiply-adds each, dt_weight's rows read as float4
 // words that every lane of the warp shares), so the walk itself is the same in both forms.
+// dt_in is read a 16-byte word at a time (its row starts on 16 bytes where the staged walk
+// runs, and B and C follow it, so a word past R stays in the row) and a word's ranks are
+// unrolled, so that their weight loads issue together rather than one rank's after another's:
+// the lane's staging is on the warp's path before every tile. The sums run over r in order,
+// as before. H200, base 128^3 with the graph, two rounds in one run (fp16, then bf16):
+// 31af03d (four GEMMs and a stored delta) 29.93 / 29.99 and 29.96 / 30.04 ms; one value of
+// dt_in a rank 30.27 / 30.28 and 30.25 / 30.25; by words 29.93 / 29.93 and 29.93 / 29.91, with
+// 0.05 GiB less peak memory. ncu (fp16): scans 4.42 -> 5.27 -> 4.99 ms, linear maps 3.08 ->
+// 2.27 -> 2.41 ms. Also measured and dropped: delta formed E-wide by its own kernel before
+// the walks, 29.98 / 29.96 and 29.99 / 29.98 ms (peak 2.950 GiB).
 template <typename T>
 __device__ __forceinline__ void stage_projected_deltas(const ScanPointers<T>& p, std::int64_t row,
                                                        std::int64_t e0, T* __restrict__ to) {
   constexpr int kGroup = 8;  // channels formed at once: a 16-byte word of 16-bit values
+  constexpr int kWord = 16 / static_cast<int>(sizeof(T));  // dt_in values in a 16-byte word
   const T* __restrict__ dt_in = p.dt_in + row * p.row_stride;
 #pragma unroll 1
   for (int g = 0; g < kChannelsPerBlock; g += kGroup) {
     Vec<T, kGroup> deltas;
 #pragma unroll
     for (int k = 0; k < kGroup; ++k) deltas.v[k] = 0.0f;
-    for (int r = 0; r < p.rank; ++r) {
-      const float x = to_f32(dt_in[r]);
-      const float4* w = reinterpret_cast<const float4*>(p.dt_weight + r * p.E + e0 + g);
+#pragma unroll 1
+    for (int r0 = 0; r0 < p.rank; r0 += kWord) {
+      Vec<T, kWord> x;
+      x.load(dt_in + r0);
 #pragma unroll
-      for (int q = 0; q < kGroup / 4; ++q) {
-        const float4 w4 = __ldg(w + q);
-        deltas.v[4 * q] += x * w4.x;
-        deltas.v[4 * q + 1] += x * w4.y;
-        deltas.v[4 * q + 2] += x * w4.z;
-        deltas.v[4 * q + 3] += x * w4.w;
+      for (int k = 0; k < kWord; ++k) {
+        if (r0 + k >= p.rank) break;
+        const float4* w = reinterpret_cast<const float4*>(p.dt_weight + (r0 + k) * p.E + e0 + g);
+#pragma unroll
+        for (int q = 0; q < kGroup / 4; ++q) {
+          const float4 w4 = __ldg(w + q);
+          deltas.v[4 * q] += x.v[k] * w4.x;
+          deltas.v[4 * q + 1] += x.v[k] * w4.y;
+          deltas.v[4 * q + 2] += x.v[k] * w4.z;
+          deltas.v[4 * q + 3] += x.v[k] * w4.w;
+        }
       }
     }
     deltas.store(to + g);  // rounded to T here
