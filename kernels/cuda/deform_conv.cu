@@ -45,6 +45,19 @@ constexpr bool kPackedCorners = (std::is_same_v<S, f16> && G == 8);
 template <typename S>
 constexpr bool kChunkedOffsets = std::is_same_v<S, f16>;
 
+// The type the taps' weights are read in: float16 where the corners are summed in half2. The
+// weights are float32 parameters, rounded once per call by a cast: to 2^-11 relative, finer
+// than bfloat16 activations hold, as the float16 dense convs' weights are held. A weight
+// beyond float16's range (65504; a depthwise conv's are orders of magnitude below) would give
+// infinite outputs, which the network's output check reports. A tap then reads half the
+// bytes (one 16-byte load per group, not two) and issues fewer loads; the products and their
+// sums stay float. H200, base 128^3 with the graph, in one run against b1ba3f6: with offsets
+// in [-0.5, 0.5], as trained offset heads give, fp16 31.19 -> 30.88 ms (the deformable convs
+// 14.39 -> 14.10 ms by ncu, the casts 0.04 ms); with zero offsets, two rounds, fp16 29.89 /
+// 29.88 -> 29.81 / 29.84 ms, bf16 29.90 / 29.88 -> 29.88 / 29.91 ms.
+template <typename S, int G>
+using TapWeight = std::conditional_t<kPackedCorners<S, G>, f16, float>;
+
 // Whether bfloat16 data is sampled from its scaled float16 copy (scaled_half_copy.cuh), to sum
 // the corners in packed half2 and read the offsets in chunks, as float16 does; the offsets
 // stay bfloat16 and the sums of the taps float. A bfloat16 value converts to float16 exactly
@@ -244,15 +257,15 @@ __device__ __forceinline__ void sum_corners_packed(const f16* first, int step, c
 
 // acc[q] += tap_weight * sample for the thread's Q groups of G channels, group q's first
 // channel at first + q * step; `tap_weights` is the tap's row of the weight.
-template <typename S, typename T, int G, int Q>
-__device__ __forceinline__ void add_sample(const S* xn, const float* tap_weights, int first, int step,
+template <typename S, typename T, typename W, int G, int Q>
+__device__ __forceinline__ void add_sample(const S* xn, const W* tap_weights, int first, int step,
                                            const Corners& k, Vec<T, G> (&acc)[Q]) {
   if constexpr (kPackedCorners<S, G>) {
     __half2 sum[Q][G / 2];
     sum_corners_packed<G, Q>(xn + first, step, k, sum);
 #pragma unroll
     for (int q = 0; q < Q; ++q) {
-      Vec<float, G> tap_weight;
+      Vec<W, G> tap_weight;
       tap_weight.load(tap_weights + first + q * step);
 #pragma unroll
       for (int c = 0; c < G / 2; ++c) {
@@ -266,7 +279,7 @@ __device__ __forceinline__ void add_sample(const S* xn, const float* tap_weights
     for (int q = 0; q < Q; ++q) {
       float sampled[G];
       sum_corners<S, G>(xn + first + q * step, k.od, k.oh, k.ow, k.weight, sampled);
-      Vec<float, G> tap_weight;  // 16-byte loads when G > 1: C is a multiple of G
+      Vec<W, G> tap_weight;  // 16-byte loads when G > 1: C is a multiple of G
       tap_weight.load(tap_weights + first + q * step);
 #pragma unroll
       for (int c = 0; c < G; ++c) acc[q].v[c] += tap_weight.v[c] * sampled[c];
@@ -290,9 +303,11 @@ __device__ __forceinline__ void add_sample(const S* xn, const float* tap_weights
 // sectors (owning adjacent groups, a thread's 16 bytes sat in every other half sector),
 // and each tap's geometry (offsets, corners, weights) serves Q*G channels. Three groups
 // per thread measured best (base stage 0 dw7: 8.0 ms before, 5.8 ms with Q = 3 at two
-// blocks per SM). Also measured and dropped (bf16, base 128^3, all deformable convs of a
-// forward, H200): reading a corner's two w-neighbours as one contiguous span of 2C values
-// (four threads a voxel at stage 0, the two rows' shares summed in shared memory), 29.1 ms
+// blocks per SM; six, one thread a voxel at stage 0, needs 254 registers and one block per SM:
+// the fp16 forward 29.89 -> 34.43 ms, H200, b1ba3f6). Also measured and dropped (bf16, base
+// 128^3, all deformable convs of a forward, H200): reading a corner's two w-neighbours as
+// one contiguous span of 2C values (four threads a voxel at stage 0, the two rows' shares
+// summed in shared memory), 29.1 ms
 // against 21.1 ms; one group per thread, 27.1 ms; each tap's corners computed once per voxel
 // in shared memory, 31.1 ms. And (fp16, zero offsets, Nsight Compute, 14.14 ms here): x copied
 // into planes of 8 channels, [n][group][d][h][w][8], with the 32 lanes of a warp on 32
@@ -334,7 +349,8 @@ __device__ __forceinline__ void add_sample(const S* xn, const float* tap_weights
 // bf16 30.24 / 30.33 -> 30.08 / 30.12 ms.
 template <typename T, typename S, int G, int Q, bool ChunkedOffsets, int ThreadsPerVoxel, int MinBlocks>
 __global__ void __launch_bounds__(256, MinBlocks)
-    deform_kernel(const S* __restrict__ x, const T* __restrict__ offsets, const float* __restrict__ weight,
+    deform_kernel(const S* __restrict__ x, const T* __restrict__ offsets,
+                  const TapWeight<S, G>* __restrict__ weight,
                   const float* __restrict__ bias, const float* __restrict__ offset_bias, T* __restrict__ y,
                   DeformGeometry g, const float* __restrict__ sample_absmax) {
   constexpr bool kScaled = !std::is_same_v<T, S>;
@@ -368,7 +384,7 @@ __global__ void __launch_bounds__(256, MinBlocks)
       // at base's 64^3, 32^3, 16^3 and 8^3 (the 5^3 taps: 4%, 7%, 14%, 27%). H200, fp16, the
       // deformable convs of a base 128^3 forward (ncu): 16.3 ms without the skip, 14.2 ms.
       if (wholly_outside(point, g)) return;
-      add_sample<S, T, G, Q>(xn, weight + k * g.C, first, step, corners_of(point, g), acc);
+      add_sample<S, T, TapWeight<S, G>, G, Q>(xn, weight + k * g.C, first, step, corners_of(point, g), acc);
     };
     if constexpr (!ChunkedOffsets) {
 #pragma unroll 1
@@ -418,6 +434,9 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
   if (y.numel() == 0) return y;
   const DeformGeometry g{x.dim(0), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)),
                          static_cast<int>(x.dim(4)), kernel, dilation, static_cast<int>(offsets.dim(4))};
+  // The taps' weights in float16 for the half2 paths (groups of 8 channels, TapWeight); the
+  // other paths read `weight`.
+  const Tensor half_weight = x.dtype() != DType::f32 && g.C % 8 == 0 ? cast(weight, DType::f16) : Tensor();
   with_float_type(x.dtype(), "deform_dwconv3d", [&](auto tag) {
     using T = decltype(tag);
     // Groups of 16 bytes where C allows; three per thread (else two, else one) where that
@@ -440,9 +459,10 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
           constexpr int kFixed = decltype(fixed_threads)::value;
           const unsigned int blocks = blocks_for(slots * threads_per_voxel);
           const auto launch_kernel = [&](auto kernel) {
+            const void* weights = kPackedCorners<S, G> ? half_weight.raw_data() : weight.raw_data();
             kernel<<<blocks, kThreads, 0, stream()>>>(static_cast<const S*>(samples), ptr_as<T>(offsets),
-                                                      ptr(weight), ptr(bias), ptr(offset_bias),
-                                                      mutable_ptr_as<T>(y), g, absmax);
+                                                      static_cast<const TapWeight<S, G>*>(weights), ptr(bias),
+                                                      ptr(offset_bias), mutable_ptr_as<T>(y), g, absmax);
           };
           // Three blocks a multiprocessor where that makes one wave of two's partial second (MinBlocks).
           if constexpr (Q == 1 && G > 1) {

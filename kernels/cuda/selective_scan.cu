@@ -313,7 +313,10 @@ __device__ __forceinline__ void stage_states(const T* __restrict__ row, float (&
 // dt_in a rank 30.27 / 30.28 and 30.25 / 30.25; by words 29.93 / 29.93 and 29.93 / 29.91, with
 // 0.05 GiB less peak memory. ncu (fp16): scans 4.42 -> 5.27 -> 4.99 ms, linear maps 3.08 ->
 // 2.27 -> 2.41 ms. Also measured and dropped: delta formed E-wide by its own kernel before
-// the walks, 29.98 / 29.96 and 29.99 / 29.98 ms (peak 2.950 GiB).
+// the walks, 29.98 / 29.96 and 29.99 / 29.98 ms (peak 2.950 GiB); and, where R fits one word
+// (stages 0 and 1), that word read once for the four groups, kept as 4 raw registers: fp16
+// 29.89 / 29.88 -> 29.92 / 29.91 ms, bf16 29.90 / 29.88 -> 29.91 / 29.91, scans 4.973 -> 4.970
+// ms (ncu, offsets 0.5): no gain, so the rereads (L1 hits) stay.
 template <typename T>
 __device__ __forceinline__ void stage_projected_deltas(const ScanPointers<T>& p, std::int64_t row,
                                                        std::int64_t e0, T* __restrict__ to) {
@@ -444,10 +447,12 @@ __global__ void scan_staged_output_kernel(ScanPointers<T> p, const float* incomi
 
 // Whether the staged kernels apply, given 16 states whose rows start on 16 bytes (the caller's
 // choice of kStates): whole blocks of 32 channels, and u's and delta's rows (or dt_weight's)
-// on 16 bytes.
+// on 16 bytes; in the projected form, dt_in's too, as stage_projected_deltas reads it by words
+// (the caller's rows_aligned implies it today: dt_in starts the row whose B it checks).
 template <typename T>
 bool scan_can_stage(const ScanPointers<T>& p) {
-  const bool delta_aligned = p.dt_in ? is_aligned16(p.dt_weight) : is_aligned16(p.delta);
+  const bool delta_aligned =
+      p.dt_in ? is_aligned16(p.dt_in) && is_aligned16(p.dt_weight) : is_aligned16(p.delta);
   return p.S == kTiledStates && p.E % kChannelsPerBlock == 0 && is_aligned16(p.u) && delta_aligned;
 }
 
