@@ -308,8 +308,9 @@ __device__ __forceinline__ void add_sample(const S* xn, const W* tap_weights, in
 // 128^3, all deformable convs of a forward, H200): reading a corner's two w-neighbours as
 // one contiguous span of 2C values (four threads a voxel at stage 0, the two rows' shares
 // summed in shared memory), 29.1 ms against 21.1 ms; one group per thread, 27.1 ms; each
-// tap's corners computed once per voxel in shared memory, 31.1 ms. And (fp16, zero offsets, Nsight Compute, 14.14 ms here): x copied
-// into planes of 8 channels, [n][group][d][h][w][8], with the 32 lanes of a warp on 32
+// tap's corners computed once per voxel in shared memory, 31.1 ms. And (fp16, zero offsets,
+// Nsight Compute, 14.14 ms here): x copied into planes of 8 channels,
+// [n][group][d][h][w][8], with the 32 lanes of a warp on 32
 // consecutive voxels of one plane, so that a corner load reads one contiguous span of about
 // 33 x 16 bytes instead of 12-16 cache lines: 14.26 ms with three groups a thread, 15.10 ms
 // with six, and the bf16 forward 39.7 -> 50.4 ms. The lines do not bound this kernel, and
