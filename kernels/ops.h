@@ -124,7 +124,8 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
 // voxel's offsets: the offset head's own bias, folded in here so that its GEMM, the widest
 // of the network (3 K^3 = 1029 channels), writes its output once instead of adding a bias.
 // weight stays float32; with 16-bit x the GPU rounds it to float16 for its half2 sums
-// (kernels/cuda/deform_conv.cu, TapWeight), no coarser than x itself is held.
+// (kernels/cuda/deform_conv.cu, TapWeight), no coarser than x itself is held, so it must lie
+// within float16's range there (the model's loader checks).
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
                        int kernel, int dilation, const Tensor& offset_bias = Tensor());
 

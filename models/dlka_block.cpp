@@ -9,6 +9,14 @@ DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int
   conv.deformable = deformable;
   const Tensor& weight = reader.get("weight");  // [C, 1, K, K, K]
   const std::int64_t channels = weight.dim(0);
+  if (deformable && reader.activations() != DType::f32) {
+    // The GPU's deformable conv reads its tap weights in float16 in both 16-bit types
+    // (kernels/ops.h): checked for every channel count, though only those of a multiple of 8
+    // take that path, so that whether a model loads does not hang on its widths.
+    require_float16_range(weight, "tensor '" + reader.name("weight") + "'",
+                          "the GPU's deformable convs read their weights in float16 in 16-bit precisions; "
+                          "run with --precision fp32");
+  }
   conv.weight = reader.upload(pack_conv3d_weight(weight).reshape({weight.numel() / channels, channels}));
   conv.bias = reader.tensor("bias");
   if (deformable) {

@@ -1,6 +1,9 @@
 #include "models/layers.h"
 
 #include <algorithm>
+#include <cmath>
+
+#include "core/float16.h"
 
 namespace voxmamba::models {
 namespace {
@@ -11,6 +14,26 @@ const Tensor& ParameterReader::get(const std::string& name) const {
   auto found = parameters_.find(join(name));
   if (found == parameters_.end()) throw Error("tensor '" + join(name) + "' is missing");
   return found->second;
+}
+
+Tensor ParameterReader::upload_matrix(const Tensor& host) const {
+  if (activations_ == DType::f16) {
+    require_float16_range(host, "a weight of '" + prefix_ + "'",
+                          "--precision fp16 holds the weights of dense convs and linear maps in float16; "
+                          "run with --precision bf16 or fp32");
+  }
+  return kernels::cast(upload(host), activations_);
+}
+
+void require_float16_range(const Tensor& host, const std::string& what, const std::string& why) {
+  const float* values = host.data<float>();
+  for (std::int64_t i = 0; i < host.numel(); ++i) {
+    // Through the conversion the GPU's cast rounds as (core/float16.h), so that the limit is
+    // the rounding's own: 65519.99 still rounds to 65504, 65520 to infinity.
+    if (std::isfinite(values[i]) && (to_float16(values[i]).bits & 0x7fffu) == 0x7c00u) {
+      throw Error(what + " holds " + std::to_string(values[i]) + ", beyond float16's range (65504): " + why);
+    }
+  }
 }
 
 Tensor pack_conv3d_weight(const Tensor& weight) {

@@ -24,8 +24,12 @@ class ParameterReader {
   Tensor upload(const Tensor& host) const { return device_.is_cpu() ? host : host.to(device_); }
   Tensor tensor(const std::string& name) const { return upload(get(name)); }
   // The weight of a GEMM-shaped op (dense conv, linear): moved and cast to the activations'
-  // type, as kernels/ops.h requires. Every other parameter stays float32.
-  Tensor upload_matrix(const Tensor& host) const { return kernels::cast(upload(host), activations_); }
+  // type, as kernels/ops.h requires; in float16, after checking that it fits that range.
+  // Every other parameter stays float32.
+  Tensor upload_matrix(const Tensor& host) const;
+  DType activations() const { return activations_; }
+  // The full name of a tensor under this reader, for messages.
+  std::string name(const std::string& leaf) const { return join(leaf); }
 
  private:
   std::string join(const std::string& name) const { return prefix_.empty() ? name : prefix_ + "/" + name; }
@@ -34,6 +38,12 @@ class ParameterReader {
   Device device_;
   DType activations_;
 };
+
+// Throws Error when a value of `host` (float32, on the CPU) rounds past float16's range
+// (beyond 65504), rather than letting it become an infinity on the GPU that surfaces only as
+// non-finite logits: `what` names the tensor, `why` says what holds it in float16 and what to
+// run instead.
+void require_float16_range(const Tensor& host, const std::string& what, const std::string& why);
 
 // Conv3d [out, in/g, k, k, k] -> [k^3, in/g, out].
 Tensor pack_conv3d_weight(const Tensor& weight);

@@ -49,7 +49,7 @@ constexpr bool kChunkedOffsets = std::is_same_v<S, f16>;
 // weights are float32 parameters, rounded once per call by a cast: to 2^-11 relative, finer
 // than bfloat16 activations hold, as the float16 dense convs' weights are held. A weight
 // beyond float16's range (65504; a depthwise conv's are orders of magnitude below) would give
-// infinite outputs, which the network's output check reports. A tap then reads half the
+// infinite outputs; the model's loader refuses such weights. A tap then reads half the
 // bytes (one 16-byte load per group, not two) and issues fewer loads; the products and their
 // sums stay float. H200, base 128^3 with the graph, in one run against b1ba3f6: with offsets
 // in [-0.5, 0.5], as trained offset heads give, fp16 31.19 -> 30.88 ms (the deformable convs
@@ -434,9 +434,6 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
   if (y.numel() == 0) return y;
   const DeformGeometry g{x.dim(0), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)),
                          static_cast<int>(x.dim(4)), kernel, dilation, static_cast<int>(offsets.dim(4))};
-  // The taps' weights in float16 for the half2 paths (groups of 8 channels, TapWeight); the
-  // other paths read `weight`.
-  const Tensor half_weight = x.dtype() != DType::f32 && g.C % 8 == 0 ? cast(weight, DType::f16) : Tensor();
   with_float_type(x.dtype(), "deform_dwconv3d", [&](auto tag) {
     using T = decltype(tag);
     // Groups of 16 bytes where C allows; three per thread (else two, else one) where that
@@ -458,11 +455,14 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
           constexpr bool kChunked = decltype(chunked_offsets)::value;
           constexpr int kFixed = decltype(fixed_threads)::value;
           const unsigned int blocks = blocks_for(slots * threads_per_voxel);
+          // The taps' weights as the kernel reads them (TapWeight): a float16 copy for the half2
+          // paths, made here, where the path is known.
+          const Tensor tap_weights = kPackedCorners<S, G> ? cast(weight, DType::f16) : weight;
           const auto launch_kernel = [&](auto kernel) {
-            const void* weights = kPackedCorners<S, G> ? half_weight.raw_data() : weight.raw_data();
-            kernel<<<blocks, kThreads, 0, stream()>>>(static_cast<const S*>(samples), ptr_as<T>(offsets),
-                                                      static_cast<const TapWeight<S, G>*>(weights), ptr(bias),
-                                                      ptr(offset_bias), mutable_ptr_as<T>(y), g, absmax);
+            kernel<<<blocks, kThreads, 0, stream()>>>(
+                static_cast<const S*>(samples), ptr_as<T>(offsets),
+                static_cast<const TapWeight<S, G>*>(tap_weights.raw_data()), ptr(bias), ptr(offset_bias),
+                mutable_ptr_as<T>(y), g, absmax);
           };
           // Three blocks a multiprocessor where that makes one wave of two's partial second (MinBlocks).
           if constexpr (Q == 1 && G > 1) {

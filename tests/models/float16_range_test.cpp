@@ -1,0 +1,97 @@
+// Weights that the GPU holds in float16 are checked against that range when a model loads,
+// so that a weight past 65504 is refused with its name instead of surfacing as non-finite
+// logits: the check itself on the CPU, and the loader's use of it on the GPU (fp16 holds the
+// dense and linear weights in float16; both 16-bit types the deformable convs' tap weights).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <initializer_list>
+#include <string>
+
+#include "models/layers.h"
+#include "models/voxmamba_net.h"
+#include "tests/cuda_test_util.h"
+
+namespace voxmamba::models {
+namespace {
+
+// The message of the Error that f throws, or "" when it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+Tensor values(std::initializer_list<float> list) {
+  Tensor t = Tensor::empty({static_cast<std::int64_t>(list.size())});
+  std::copy(list.begin(), list.end(), t.data<float>());
+  return t;
+}
+
+// What require_float16_range says of these values, or "" when it accepts them.
+std::string range_error(std::initializer_list<float> list) {
+  return error_of([&] { require_float16_range(values(list), "tensor 'a/b'", "use fp32"); });
+}
+
+TEST(Float16Range, AcceptsWhatRoundsWithinAndNamesWhatRoundsPast) {
+  // 65519 rounds down to 65504, float16's largest value; 65520 is the tie that rounds up.
+  EXPECT_EQ(range_error({0.0f, -65504.0f, 65519.0f, 1e-9f}), "");
+  const std::string message = range_error({1.0f, -65520.0f});
+  EXPECT_NE(message.find("tensor 'a/b'"), std::string::npos) << message;
+  EXPECT_NE(message.find("-65520"), std::string::npos) << message;
+  EXPECT_NE(message.find("65504"), std::string::npos) << message;
+  EXPECT_NE(message.find("use fp32"), std::string::npos) << message;
+}
+
+NetworkConfig small_deformable_config() {
+  NetworkConfig config;
+  config.in_channels = 1;
+  config.num_classes = 2;
+  config.dims = {8, 8, 16, 16};
+  config.depths = {1, 1, 1, 1};
+  config.hidden = 16;
+  config.deformable = {true, true, true, true};
+  return config;
+}
+
+TEST(Float16Range, GpuLoaderRefusesWeightsBeyondFloat16WhereItHoldsThemSo) {
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
+  const NetworkConfig config = small_deformable_config();
+  const Device gpu = Device::cuda(0);
+  const ParameterMap seeded = initialize_parameters(config, 2);
+  const auto with_value = [&](const std::string& name, float value) {
+    ParameterMap parameters = seeded;
+    parameters.at(name).data<float>()[0] = value;
+    return parameters;
+  };
+  const auto load_error = [&](const ParameterMap& parameters, DType activations) {
+    return error_of([&] { VoxMambaNet(config, parameters, gpu, activations); });
+  };
+  // A dense conv's weight: float16 holds it in fp16 only.
+  const ParameterMap dense = with_value("decoder/dec0/res/conv1/weight", 1e5f);
+  const std::string fp16 = load_error(dense, DType::f16);
+  EXPECT_NE(fp16.find("decoder/dec0/res/conv1"), std::string::npos) << fp16;
+  EXPECT_NE(fp16.find("--precision bf16 or fp32"), std::string::npos) << fp16;
+  EXPECT_EQ(load_error(dense, DType::bf16), "");
+  EXPECT_EQ(load_error(dense, DType::f32), "");
+  // A deformable conv's tap weight: float16 in both 16-bit types.
+  const std::string tap = "encoder/stages/1/blocks/0/dlka/lka/dw7/weight";
+  const ParameterMap deformable = with_value(tap, -7e4f);
+  for (DType activations : {DType::bf16, DType::f16}) {
+    const std::string message = load_error(deformable, activations);
+    EXPECT_NE(message.find("tensor '" + tap + "'"), std::string::npos)
+        << dtype_name(activations) << ": " << message;
+    EXPECT_NE(message.find("--precision fp32"), std::string::npos) << message;
+  }
+  EXPECT_EQ(load_error(deformable, DType::f32), "");
+  // Weights within range load in every type.
+  for (DType activations : {DType::f32, DType::bf16, DType::f16})
+    EXPECT_EQ(load_error(seeded, activations), "");
+}
+
+}  // namespace
+}  // namespace voxmamba::models
