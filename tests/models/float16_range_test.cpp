@@ -64,8 +64,10 @@ TEST(Float16Range, GpuLoaderRefusesWeightsBeyondFloat16WhereItHoldsThemSo) {
   const Device gpu = Device::cuda(0);
   const ParameterMap seeded = initialize_parameters(config, 2);
   const auto with_value = [&](const std::string& name, float value) {
-    ParameterMap parameters = seeded;
-    parameters.at(name).data<float>()[0] = value;
+    ParameterMap parameters = seeded;  // sharing seeded's storage but for the tensor changed
+    Tensor changed = parameters.at(name).clone();
+    changed.data<float>()[0] = value;
+    parameters.at(name) = changed;
     return parameters;
   };
   const auto load_error = [&](const ParameterMap& parameters, DType activations) {
