@@ -12,7 +12,7 @@ DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int
   if (deformable && reader.activations() != DType::f32) {
     // The GPU's deformable conv reads its tap weights in float16 in both 16-bit types
     // (kernels/ops.h): checked for every channel count, though only those of a multiple of 8
-    // take that path, so that whether a model loads does not hang on its widths.
+    // take that path, so that whether a model loads does not depend on its widths.
     require_float16_range(weight, "tensor '" + reader.name("weight") + "'",
                           "the GPU's deformable convs read their weights in float16 in 16-bit precisions; "
                           "run with --precision fp32");

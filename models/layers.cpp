@@ -28,8 +28,8 @@ Tensor ParameterReader::upload_matrix(const Tensor& host) const {
 void require_float16_range(const Tensor& host, const std::string& what, const std::string& why) {
   const float* values = host.data<float>();
   for (std::int64_t i = 0; i < host.numel(); ++i) {
-    // Through the conversion the GPU's cast rounds as (core/float16.h), so that the limit is
-    // the rounding's own: 65519.99 still rounds to 65504, 65520 to infinity.
+    // Tested through core/float16.h's conversion, which rounds as the GPU's cast does, so the
+    // limit is the rounding's own: 65519.99 still rounds to 65504, 65520 to infinity.
     if (std::isfinite(values[i]) && (to_float16(values[i]).bits & 0x7fffu) == 0x7c00u) {
       throw Error(what + " holds " + std::to_string(values[i]) + ", beyond float16's range (65504): " + why);
     }
