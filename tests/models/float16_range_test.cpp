@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <initializer_list>
 #include <string>
 
+#include "core/float16.h"
 #include "models/layers.h"
 #include "models/voxmamba_net.h"
 #include "tests/cuda_test_util.h"
@@ -45,6 +47,17 @@ TEST(Float16Range, AcceptsWhatRoundsWithinAndNamesWhatRoundsPast) {
   EXPECT_NE(message.find("-65520"), std::string::npos) << message;
   EXPECT_NE(message.find("65504"), std::string::npos) << message;
   EXPECT_NE(message.find("use fp32"), std::string::npos) << message;
+}
+
+// The check's limit is the conversion's: refused exactly where the GPU's rounding (core/float16.h
+// rounds bit for bit as it does) would give an infinity.
+TEST(Float16Range, RefusesExactlyWhatRoundsToInfinity) {
+  for (const float value :
+       {65504.0f, std::nextafter(65520.0f, 0.0f), 65520.0f, std::nextafter(65520.0f, 1e9f),
+        -std::nextafter(65520.0f, 0.0f), -65520.0f, 1e30f}) {
+    const bool overflows = (to_float16(value).bits & 0x7fffu) == 0x7c00u;
+    EXPECT_EQ(!range_error({value}).empty(), overflows) << value;
+  }
 }
 
 NetworkConfig small_deformable_config() {
