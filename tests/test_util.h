@@ -1,13 +1,15 @@
 #pragma once
-// Helpers shared by the tests: seeded random tensors and comparisons that report where
-// two tensors differ.
+// Helpers shared by the tests: seeded random tensors, comparisons that report where
+// two tensors differ, and the message of an Error a call throws.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace voxmamba::testing {
@@ -59,6 +61,17 @@ inline bool bit_identical(const Tensor& a, const Tensor& b) {
   const Tensor x = a.to(Device::cpu()), y = b.to(Device::cpu());
   return x.shape() == y.shape() && x.dtype() == y.dtype() &&
          std::memcmp(x.raw_data(), y.raw_data(), x.bytes()) == 0;
+}
+
+// What the Error that `f` throws says, or "" when it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
 }
 
 }  // namespace voxmamba::testing

@@ -13,20 +13,12 @@
 #include "models/layers.h"
 #include "models/voxmamba_net.h"
 #include "tests/cuda_test_util.h"
+#include "tests/test_util.h"
 
 namespace voxmamba::models {
 namespace {
 
-// The message of the Error that f throws, or "" when it throws none.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
+using voxmamba::testing::error_of;
 
 Tensor values(std::initializer_list<float> list) {
   Tensor t = Tensor::empty({static_cast<std::int64_t>(list.size())});

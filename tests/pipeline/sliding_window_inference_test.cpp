@@ -21,6 +21,7 @@ namespace voxmamba::pipeline {
 namespace {
 
 using voxmamba::testing::close;
+using voxmamba::testing::error_of;
 using voxmamba::testing::random_tensor;
 
 models::NetworkConfig tiny_config() {
@@ -68,16 +69,6 @@ TEST(SlidingWindowInference, ReportsProgressForEveryPass) {
   // w: starts {0, 8, 16, 24} for 40 voxels, patch 16, step 8 -> 4 windows.
   EXPECT_EQ(total_seen, 4);
   EXPECT_EQ(seen, (std::vector<std::int64_t>{1, 2, 3, 4}));
-}
-
-// What the error says, or "" when `f` does not throw.
-template <typename F> std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
 }
 
 // Finite values pass; one infinity or NaN among them is found and counted, and only float16
