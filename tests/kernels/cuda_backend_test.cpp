@@ -104,6 +104,26 @@ TEST(CudaBackend, LinearRefusesAnOutputTypeItCannotWrite) {
   }
 }
 
+// A residual must have the output's type: a float16 map's own, or float32 where it writes
+// float32; the message names the type it needs.
+TEST(CudaBackend, LinearResidualHasTheOutputsType) {
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
+  const Device gpu = Device::cuda(0);
+  const Tensor x = cast(testing::random_tensor({4, 8}, 82).to(gpu), DType::f16);
+  const Tensor w = cast(testing::random_tensor({8, 8}, 83).to(gpu), DType::f16);
+  const Tensor float32_residual = testing::random_tensor({4, 8}, 84).to(gpu);
+  EXPECT_EQ(linear(x, w, Tensor(), DType::f32, float32_residual).dtype(), DType::f32);
+  EXPECT_EQ(linear(x, w, Tensor(), std::nullopt, cast(float32_residual, DType::f16)).dtype(), DType::f16);
+  try {
+    linear(x, w, Tensor(), std::nullopt, float32_residual);
+    FAIL() << "a float16 map took a float32 residual";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("the residual must have the output's type (float16)"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
 // A bfloat16 dense conv that goes to cuDNN (channels in multiples of 8), against the CPU's
 // float32 result of the same bfloat16-valued inputs. Each call uses its own depth, so that
 // cuDNN plans a new shape (plans are cached per shape) and reads VOXMAMBA_CUDNN_CHOICE.
