@@ -1,9 +1,9 @@
-// cuBLASLt with the bias epilogue, or none, and beta = 1 onto a residual (gemm_bias_lt.cuh).
-// Row-major C = A B is the
-// column-major C^T (N x M, leading dimension N) = B^T (N x K) A^T (K x M), with no transposes:
-// the bias runs along D's rows, one value per output channel. One plan (descriptors and the heuristic's
-// first algorithm) per shape, types and pointer alignments, made once: the choice is the same
-// every run, so the bytes are. Plans asked for `timed` are timed instead (choose_by_time).
+// cuBLASLt with the bias epilogue, or none, and beta = 1 onto a residual where one is given
+// (gemm_bias_lt.cuh). Row-major C = A B is the column-major C^T (N x M, leading dimension N)
+// = B^T (N x K) A^T (K x M), with no transposes: the bias runs along D's rows, one value per
+// output channel. One plan (descriptors and the heuristic's first algorithm) per shape, types
+// and pointer alignments, made once: the choice is the same every run, so the bytes are.
+// Plans asked for `timed` are timed instead (choose_by_time).
 #include <cublasLt.h>
 
 #include <algorithm>
