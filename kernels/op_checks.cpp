@@ -140,6 +140,18 @@ Shape linear_output_shape(const Tensor& x, const Tensor& weight, const Tensor& b
   return out;
 }
 
+void check_linear_residual(const Tensor& x, const Tensor& residual, const Shape& out, DType out_type) {
+  if (!residual.defined()) return;
+  if (residual.shape() != out) {
+    fail("linear", "residual shape " + shape_string(residual.shape()) + " differs from the output's " +
+                       shape_string(out));
+  }
+  if (residual.dtype() != out_type || residual.device() != x.device()) {
+    fail("linear", std::string("the residual must have the output's type (") + dtype_name(out_type) +
+                       ") and the input's device");
+  }
+}
+
 void check_sequence(const Tensor& x, const VolumeShape& volume, const char* op) {
   check_rank(x, 3, op, "sequence");
   if (x.dim(1) != volume.tokens()) {

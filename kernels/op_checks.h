@@ -20,6 +20,8 @@ Shape conv_transpose3d_output_shape(const Tensor& x, const Tensor& weight, const
 void check_deform_args(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
                        int kernel, int dilation, const Tensor& offset_bias);
 Shape linear_output_shape(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// linear's residual, where defined: the output's shape (`out`) and type, on x's device.
+void check_linear_residual(const Tensor& x, const Tensor& residual, const Shape& out, DType out_type);
 void check_sequence(const Tensor& x, const VolumeShape& volume, const char* op);
 void check_causal_conv1d_args(const Tensor& x, const Tensor& weight, const Tensor& bias,
                               const VolumeShape& volume);

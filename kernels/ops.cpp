@@ -132,12 +132,13 @@ Tensor leaky_relu(const Tensor& x, float slope) {
   return VOXMAMBA_DISPATCH(Op::LeakyRelu, x, leaky_relu, x, slope);
 }
 Tensor softplus(const Tensor& x) { return VOXMAMBA_DISPATCH(Op::Softplus, x, softplus, x); }
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output,
+              const Tensor& residual) {
   // Profiled in three widths: narrow outputs (the Mamba blocks' dt, B, C projections), wide
   // ones (is_wide_linear: the deformable offset heads' 3 K^3), and the rest.
   const std::int64_t in = weight.rank() == 2 ? weight.dim(0) : 0, out = weight.rank() == 2 ? weight.dim(1) : 0;
   const char* label = out < 32 ? "linear_narrow" : (is_wide_linear(in, out) ? "linear_wide" : "linear");
-  return VOXMAMBA_DISPATCH_AS(label, Op::Linear, x, linear, x, weight, bias, output);
+  return VOXMAMBA_DISPATCH_AS(label, Op::Linear, x, linear, x, weight, bias, output, residual);
 }
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume) {
   return VOXMAMBA_DISPATCH(Op::ReorderTokens, x, reorder_tokens, x, order, volume);

@@ -6,8 +6,9 @@
 // Element types: activations are float32, or bfloat16 or float16 on the GPU (every kernel
 // computes and accumulates in float32 and rounds once when it stores). The weights of GEMM-shaped ops
 // (dense conv3d, conv_transpose3d_k2s2, linear) have the activations' type; every other
-// parameter (biases, norm affines, depthwise weights, scan parameters) is float32. Outputs
-// have the input's type.
+// parameter (biases, norm affines, depthwise weights, scan parameters) is float32, except
+// where an op says the GPU also takes a 16-bit copy (linear's bias, the deformable conv's
+// weight). Outputs have the input's type.
 //
 // Conventions: activations are channels-last (N D H W C; sequences N L E with
 // L = D*H*W in token order t = (d*H + h)*W + w). Weights are in the engine's packed layout,
@@ -123,9 +124,10 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
 // samples outside the volume read zero. offset_bias [3*K*K*K] (optional) is added to every
 // voxel's offsets: the offset head's own bias, folded in here so that its GEMM, the widest
 // of the network (3 K^3 = 1029 channels), writes its output once instead of adding a bias.
-// weight stays float32; with 16-bit x the GPU rounds it to float16 for its half2 sums
-// (kernels/cuda/deform_conv.cu, TapWeight), no coarser than x itself is held, so it must lie
-// within float16's range there (the model's loader checks).
+// weight is float32, or float16 with 16-bit x on the GPU: its half2 sums read the weights in
+// float16 (kernels/cuda/deform_conv.cu, TapWeight), no coarser than x itself is held, so the
+// model's loader rounds them once (after checking that they lie within float16's range)
+// instead of each call rounding a float32 weight; the GPU's other paths read either type.
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
                        int kernel, int dilation, const Tensor& offset_bias = Tensor());
 
@@ -167,8 +169,12 @@ Tensor softplus(const Tensor& x);  // log(1 + e^x), and x itself above 20 as PyT
 // x [..., In], weight [In, Out], bias [Out] -> [..., Out]. Pointwise convs are this op. The
 // output has x's type unless `output` says otherwise: a 16-bit product may be written in
 // float32 (the network's logits, which bfloat16 would round by up to 2^-9 of their size).
+// `residual` (optional, the output's shape and type) is added to the result: x W + bias +
+// residual, rounded once, so that a block's skip connection costs no pass of its own. The
+// bias is float32, or on the GPU of a 16-bit output's type: cuBLASLt adds a bias of the
+// output's type, and the model's loader rounds it once rather than every call a copy.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
-              std::optional<DType> output = std::nullopt);
+              std::optional<DType> output = std::nullopt, const Tensor& residual = Tensor());
 // A map to at least 4x its inputs (the deformable offset heads: 48 or 96 channels into 3 K^3):
 // its output is its whole cost. Without a bias the GPU times its GEMM's algorithm at the first
 // call (linear.cu); profiles label it apart.

@@ -9,15 +9,16 @@ DepthwiseConv DepthwiseConv::load(const ParameterReader& reader, int kernel, int
   conv.deformable = deformable;
   const Tensor& weight = reader.get("weight");  // [C, 1, K, K, K]
   const std::int64_t channels = weight.dim(0);
+  conv.weight = reader.upload(pack_conv3d_weight(weight).reshape({weight.numel() / channels, channels}));
   if (deformable && reader.activations() != DType::f32) {
     // The GPU's deformable conv reads its tap weights in float16 in both 16-bit types
-    // (kernels/ops.h): checked for every channel count, though only those of a multiple of 8
-    // take that path, so that whether a model loads does not depend on its widths.
+    // (kernels/ops.h), so they are checked and rounded once here rather than by every call
+    // (16 small casts a base forward).
     require_float16_range(weight, "tensor '" + reader.name("weight") + "'",
                           "the GPU's deformable convs read their weights in float16 in 16-bit precisions; "
                           "run with --precision fp32");
+    conv.weight = kernels::cast(conv.weight, DType::f16);
   }
-  conv.weight = reader.upload(pack_conv3d_weight(weight).reshape({weight.numel() / channels, channels}));
   conv.bias = reader.tensor("bias");
   if (deformable) {
     conv.offset_dw = Conv3dLayer::load(reader.child("offset/dw"), {3, 1, 1, 1, static_cast<int>(channels)}, true);
@@ -60,7 +61,7 @@ DlkaBlock DlkaBlock::load(const ParameterReader& reader, bool deformable) {
 Tensor DlkaBlock::forward(const Tensor& x) const {
   const Tensor u = kernels::gelu(proj1.forward(norm.layer_norm(x)));
   const Tensor attention = attention_pw.forward(dw7.forward(dw5.forward(u)));
-  return proj2.forward(kernels::mul(u, attention));
+  return proj2.forward_plus(kernels::mul(u, attention), x);
 }
 
 }  // namespace voxmamba::models

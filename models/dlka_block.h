@@ -26,7 +26,7 @@ struct DlkaBlock {
   DepthwiseConv dw5, dw7;
 
   static DlkaBlock load(const ParameterReader& reader, bool deformable);
-  Tensor forward(const Tensor& x) const;  // the residual branch only; the caller adds x
+  Tensor forward(const Tensor& x) const;  // x + DLKA(x): the block with its skip connection
 };
 
 }  // namespace voxmamba::models

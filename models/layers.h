@@ -61,12 +61,25 @@ struct Conv3dLayer {
 };
 
 struct LinearLayer {
-  Tensor weight, bias;  // [in, out]; bias may be undefined
+  Tensor weight, bias;  // [in, out]; bias (float32) may be undefined
+  // With 16-bit activations, the bias rounded once to their type, for outputs of that type:
+  // the GPU's matmul adds a bias of its output's type (kernels/ops.h), which would otherwise
+  // be cast on every call. Undefined with float32 activations.
+  Tensor output_bias;
 
   static LinearLayer load(const ParameterReader& reader, bool with_bias);
-  static LinearLayer from_packed(Tensor weight, Tensor bias = {}) { return {std::move(weight), std::move(bias)}; }
+  static LinearLayer from_packed(Tensor weight, Tensor bias = {}) {
+    return {std::move(weight), std::move(bias), Tensor()};
+  }
   Tensor forward(const Tensor& x, std::optional<DType> output = std::nullopt) const {
-    return kernels::linear(x, weight, bias, output);
+    return kernels::linear(x, weight, bias_for(output.value_or(x.dtype())), output);
+  }
+  // forward(x) + residual, the sum made by the map itself (kernels::linear's residual).
+  Tensor forward_plus(const Tensor& x, const Tensor& residual) const {
+    return kernels::linear(x, weight, bias_for(x.dtype()), std::nullopt, residual);
+  }
+  const Tensor& bias_for(DType output) const {
+    return output_bias.defined() && output_bias.dtype() == output ? output_bias : bias;
   }
 };
 

@@ -48,7 +48,8 @@ MambaBlock MambaBlock::load(const ParameterReader& reader, int dt_rank, int d_st
 Tensor MambaBlock::forward(const Tensor& x) const {
   const Shape volume_shape = x.shape();
   const kernels::VolumeShape volume{x.dim(1), x.dim(2), x.dim(3)};
-  const Tensor tokens = norm.layer_norm(x).reshape({x.dim(0), volume.tokens(), x.dim(4)});
+  const Shape token_shape = {x.dim(0), volume.tokens(), x.dim(4)};
+  const Tensor tokens = norm.layer_norm(x).reshape(token_shape);
   const Tensor xi = in_x.forward(tokens);
   // The orientations' outputs are summed, and the sum gated, by the scans themselves: each
   // adds the previous ones' sum, the last one multiplies by SiLU(z) (ops.h). H200, base
@@ -68,7 +69,7 @@ Tensor MambaBlock::forward(const Tensor& x) const {
     if (&branch == &branches.back()) scan.gate = z;
     y_sum = kernels::selective_scan(scan, branch.order, volume);
   }
-  return out_proj.forward(y_sum).reshape(volume_shape);
+  return out_proj.forward_plus(y_sum, x.reshape(token_shape)).reshape(volume_shape);
 }
 
 }  // namespace voxmamba::models

@@ -24,7 +24,8 @@ struct MambaBlock {
   std::array<MambaBranch, 3> branches;
 
   static MambaBlock load(const ParameterReader& reader, int dt_rank, int d_state);
-  // x [N, D, H, W, C] (not normalised); returns out_proj(y), the residual branch.
+  // x [N, D, H, W, C] (not normalised); returns x + out_proj(y): the block with its skip
+  // connection (the block's norm is applied inside).
   Tensor forward(const Tensor& x) const;
 };
 

@@ -71,8 +71,8 @@ Tensor VoxMambaNet::forward(const Tensor& input) const {
   for (const EncoderStage& stage : stages_) {
     if (stage.has_down) x = stage.down_conv.forward(stage.down_norm.instance_norm(x));
     for (const EncoderStage::BlockPair& pair : stage.blocks) {
-      x = kernels::add(x, pair.dlka.forward(x));
-      x = kernels::add(x, pair.mamba.forward(x));
+      x = pair.dlka.forward(x);   // x + DLKA(x)
+      x = pair.mamba.forward(x);  // x + Mamba(LayerNorm(x))
     }
     features.push_back(stage.fc2.forward(kernels::gelu(stage.fc1.forward(stage.out_norm.instance_norm(x)))));
   }

@@ -156,17 +156,29 @@ Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, f
   return y;
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output,
+              const Tensor& residual) {
   check_f32_cpu(x, "linear", "input");
   if (output && *output != DType::f32) throw Error("linear: the CPU writes float32 only");
   Tensor y = Tensor::empty(linear_output_shape(x, weight, bias));
+  check_linear_residual(x, residual, y.shape(), DType::f32);
   const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = rows_of(x);
   float* yd = y.data<float>();
+  // The GEMM accumulates onto what y starts with: the residual, the bias, or their sum.
+  if (residual.defined()) std::memcpy(yd, residual.data<float>(), sizeof(float) * rows * out);
   if (bias.defined()) {
     const float* b = bias.data<float>();
-    for (std::int64_t r = 0; r < rows; ++r) std::memcpy(yd + r * out, b, sizeof(float) * out);
+    if (residual.defined()) {
+      parallel_for(rows, 1024, [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r)
+          for (std::int64_t o = 0; o < out; ++o) yd[r * out + o] += b[o];
+      });
+    } else {
+      for (std::int64_t r = 0; r < rows; ++r) std::memcpy(yd + r * out, b, sizeof(float) * out);
+    }
   }
-  parallel_gemm(x.data<float>(), weight.data<float>(), yd, rows, out, in, in, out, out, bias.defined());
+  parallel_gemm(x.data<float>(), weight.data<float>(), yd, rows, out, in, in, out, out,
+                bias.defined() || residual.defined());
   return y;
 }
 

@@ -24,7 +24,7 @@ Tensor silu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, float slope);
 Tensor softplus(const Tensor& x);
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
-              std::optional<DType> output = std::nullopt);
+              std::optional<DType> output = std::nullopt, const Tensor& residual = Tensor());
 Tensor reorder_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
 Tensor restore_tokens(const Tensor& x, TokenOrder order, const VolumeShape& volume);
 Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, TokenOrder order,

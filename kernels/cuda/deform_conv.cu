@@ -425,7 +425,11 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
   require_cuda_float(x, "deform_dwconv3d", "input");
   require_cuda_float(offsets, "deform_dwconv3d", "offsets");
   require_same_dtype(x, offsets, "deform_dwconv3d", "offsets");
-  require_cuda_f32(weight, "deform_dwconv3d", "weight");
+  require_cuda_float(weight, "deform_dwconv3d", "weight");
+  if (weight.dtype() != DType::f32 && !(weight.dtype() == DType::f16 && x.dtype() != DType::f32)) {
+    throw Error(std::string("deform_dwconv3d: weight must be float32, or float16 with 16-bit input; got ") +
+                dtype_name(weight.dtype()) + " with " + dtype_name(x.dtype()) + " input");
+  }
   require_cuda_f32(bias, "deform_dwconv3d", "bias");
   Tensor y = empty_like_device(x.shape(), x);
   if (x.numel() / std::max<std::int64_t>(1, x.dim(0)) >= (std::int64_t(1) << 31)) {
@@ -455,9 +459,9 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
           constexpr bool kChunked = decltype(chunked_offsets)::value;
           constexpr int kFixed = decltype(fixed_threads)::value;
           const unsigned int blocks = blocks_for(slots * threads_per_voxel);
-          // The taps' weights as the kernel reads them (TapWeight): a float16 copy for the half2
-          // paths, made here, where the path is known.
-          const Tensor tap_weights = kPackedCorners<S, G> ? cast(weight, DType::f16) : weight;
+          // The taps' weights as the kernel reads them (TapWeight): float16 for the half2 paths
+          // (the model's loader gives them so), float32 for the others.
+          const Tensor tap_weights = cast(weight, kPackedCorners<S, G> ? DType::f16 : DType::f32);
           const auto launch_kernel = [&](auto kernel) {
             kernel<<<blocks, kThreads, 0, stream()>>>(
                 static_cast<const S*>(samples), ptr_as<T>(offsets),

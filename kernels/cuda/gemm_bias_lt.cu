@@ -1,8 +1,9 @@
-// cuBLASLt with the bias epilogue, or none (gemm_bias_lt.cuh). Row-major C = A B is the
-// column-major C^T (N x M, leading dimension N) = B^T (N x K) A^T (K x M), with no transposes:
-// the bias runs along D's rows, one value per output channel. One plan (descriptors and the heuristic's
-// first algorithm) per shape, types and pointer alignments, made once: the choice is the same
-// every run, so the bytes are. Plans asked for `timed` are timed instead (choose_by_time).
+// cuBLASLt with the bias epilogue, or none, and beta = 1 onto a residual where one is given
+// (gemm_bias_lt.cuh). Row-major C = A B is the column-major C^T (N x M, leading dimension N)
+// = B^T (N x K) A^T (K x M), with no transposes: the bias runs along D's rows, one value per
+// output channel. One plan (descriptors and the heuristic's first algorithm) per shape, types
+// and pointer alignments, made once: the choice is the same every run, so the bytes are.
+// Plans asked for `timed` are timed instead (choose_by_time).
 #include <cublasLt.h>
 
 #include <algorithm>
@@ -55,7 +56,7 @@ struct Plan {
 };
 
 using Key = std::tuple<int, int, std::int64_t, std::int64_t, std::int64_t, std::uint32_t, std::uint32_t,
-                       std::uint32_t, bool, bool>;
+                       std::uint32_t, std::uint32_t, bool, bool, bool>;
 
 // Candidates a timed plan tries: the heuristic's first eight.
 constexpr int kTimedCandidates = 8;
@@ -192,14 +193,18 @@ std::unique_ptr<Plan> make_plan(DType type, DType c_type, std::int64_t M, std::i
 }  // namespace
 
 bool gemm_bias_lt(DType type, const void* A, const void* B, const void* bias, void* C, std::int64_t M,
-                  std::int64_t N, std::int64_t K, DType c_type, const Device& device, bool timed) {
+                  std::int64_t N, std::int64_t K, DType c_type, const Device& device, bool timed,
+                  const void* residual) {
   if (type == DType::f32 || M == 0 || N == 0 || K == 0) return false;
   static std::mutex mutex;
   static std::map<Key, std::unique_ptr<Plan>> plans;
-  // Lt's A, B and C/D are our B, A and C. The plan does not depend on the bias pointer, which
-  // is set on it for each call.
-  const std::uint32_t alignment[4] = {alignment_of(B), alignment_of(A), alignment_of(C), alignment_of(C)};
+  // Lt's A, B, C and D are our B, A, the residual (C itself without one) and C. The plan does
+  // not depend on the bias pointer, which is set on it for each call.
+  const void* addend = residual ? residual : C;
+  const std::uint32_t alignment[4] = {alignment_of(B), alignment_of(A), alignment_of(addend),
+                                      alignment_of(C)};
   const bool with_bias = bias != nullptr;
+  timed = timed && residual == nullptr;  // the timing runs write C from the product alone
   const Key key{static_cast<int>(type),
                 static_cast<int>(c_type),
                 M,
@@ -208,7 +213,9 @@ bool gemm_bias_lt(DType type, const void* A, const void* B, const void* bias, vo
                 alignment[0],
                 alignment[1],
                 alignment[2],
+                alignment[3],
                 with_bias,
+                residual != nullptr,
                 timed};
   // Held to the launch: the bias pointer is set on the plan's shared descriptor.
   std::lock_guard<std::mutex> lock(mutex);
@@ -232,10 +239,10 @@ bool gemm_bias_lt(DType type, const void* A, const void* B, const void* bias, vo
   if (plan->workspace > 0) {
     workspace = Tensor::empty({static_cast<std::int64_t>((plan->workspace + 3) / 4)}, DType::f32, device);
   }
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
   const cublasStatus_t status =
-      cublasLtMatmul(handle(), plan->operation, &alpha, B, plan->a, A, plan->b, &beta, C, plan->c, C, plan->c,
-                     &plan->algorithm, workspace.raw_data(), plan->workspace, stream());
+      cublasLtMatmul(handle(), plan->operation, &alpha, B, plan->a, A, plan->b, &beta, addend, plan->c, C,
+                     plan->c, &plan->algorithm, workspace.raw_data(), plan->workspace, stream());
   if (status != CUBLAS_STATUS_SUCCESS) {
     throw Error("cuBLASLt: matmul with bias failed (status " + std::to_string(status) + ")");
   }

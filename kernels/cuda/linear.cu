@@ -77,20 +77,43 @@ void fill_rows_with_bias(DType type, const float* bias, void* y, std::int64_t ro
   check_launch("bias");
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output,
+              const Tensor& residual) {
   const Shape out_shape = linear_output_shape(x, weight, bias);
   require_cuda_float(x, "linear", "input");
   require_cuda_float(weight, "linear", "weight");
   require_same_dtype(x, weight, "linear", "weight");
-  require_cuda_f32(bias, "linear", "bias");
   const DType out_type = output.value_or(x.dtype());
   if (out_type != x.dtype() && !(x.dtype() != DType::f32 && out_type == DType::f32)) {
     throw Error(std::string("linear: a ") + dtype_name(x.dtype()) + " input cannot give a " + dtype_name(out_type) +
                 " output (its own type, or float32 from a 16-bit input)");
   }
+  require_cuda_float(bias, "linear", "bias");
+  if (bias.defined() && bias.dtype() != DType::f32 && bias.dtype() != out_type) {
+    throw Error(std::string("linear: the bias must be float32 or of the output's type (") + dtype_name(out_type) +
+                "), not " + dtype_name(bias.dtype()));
+  }
+  // The bias in `type`, cast only where a path needs it: cuBLASLt's bias epilogue takes the
+  // output's type (the model's loader keeps such a copy, so that a forward casts none), the
+  // other paths read float32.
+  const auto bias_as = [&](DType type) { return bias.defined() ? cast(bias, type) : Tensor(); };
+  check_linear_residual(x, residual, out_shape, out_type);
   Tensor y = empty_like_device(out_shape, x, out_type);
   const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = x.numel() / in;
-  if (narrow_linear(x, weight, bias, y)) return y;
+  if (residual.defined()) {
+    // The skip connections of the encoder's blocks (x + proj2(...), x + out_proj(...)): one
+    // cuBLASLt matmul reads the residual as its C (beta = 1) and rounds the sum once, instead
+    // of writing the product and adding it in a pass that reads both back.
+    if (x.dtype() != DType::f32 &&
+        gemm_bias_lt(x.dtype(), x.raw_data(), weight.raw_data(), bias_as(out_type).raw_data(), y.raw_data(), rows,
+                     out, in, out_type, x.device(), /*timed=*/false, residual.raw_data())) {
+      return y;
+    }
+    return add(linear(x, weight, bias, output), residual);
+  }
+  if ((out <= kNarrowOutputs || in <= kNarrowInputs) && narrow_linear(x, weight, bias_as(DType::f32), y)) {
+    return y;
+  }
   if (bias.defined()) {
     // One cuBLASLt matmul whose epilogue adds the bias, rather than a broadcast of the bias
     // into y and a GEMM that reads it back (beta = 1). H200, base 128^3, the forward with the
@@ -98,13 +121,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
     // 37.65 -> 37.58 / 37.56 ms. The linear maps of an fp16 forward took 3.04 ms (ncu; 3.19 at
     // ba9fc3b, before).
     // cuBLASLt's bias has the output's type: float32 logits take it as it is, 16-bit outputs
-    // a rounded copy (the broadcast below rounds it the same way). Asked for a float32 bias
-    // with a 16-bit output (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE), to drop the 32 small casts
-    // of a base forward (about 60 us), cuBLASLt 13.0 on the H200 made no plan for any of
-    // base's maps: every call fell back to the copy (branch exp/norm-waves-lt-bias).
-    const Tensor typed_bias = out_type == DType::f32 ? bias : cast(bias, out_type);
-    if (gemm_bias_lt(x.dtype(), x.raw_data(), weight.raw_data(), typed_bias.raw_data(), y.raw_data(), rows,
-                     out, in, out_type, x.device())) {
+    // the loader's rounded copy (the broadcast below rounds it the same way). Asked for a
+    // float32 bias with a 16-bit output (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE) instead,
+    // cuBLASLt 13.0 on the H200 made no plan for any of base's maps: every call fell back to
+    // the copy (branch exp/norm-waves-lt-bias).
+    if (gemm_bias_lt(x.dtype(), x.raw_data(), weight.raw_data(), bias_as(out_type).raw_data(), y.raw_data(),
+                     rows, out, in, out_type, x.device())) {
       return y;
     }
   }
@@ -123,7 +145,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
     }
   }
   // The bias is written first (in the output type) and the product accumulated onto it.
-  if (bias.defined()) fill_rows_with_bias(out_type, ptr(bias), y.raw_data(), rows, out);
+  if (bias.defined()) fill_rows_with_bias(out_type, ptr(bias_as(DType::f32)), y.raw_data(), rows, out);
   gemm(x.dtype(), x.raw_data(), weight.raw_data(), y.raw_data(), rows, out, in, in, out, out, bias.defined(),
        out_type);
   return y;

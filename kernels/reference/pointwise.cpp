@@ -108,9 +108,11 @@ Tensor conv3d_instance_norm(const Tensor& x, const Tensor& weight, const Tensor&
   return reference::instance_norm(reference::conv3d(x, weight, bias, params), gamma, beta, eps, epilogue);
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output) {
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::optional<DType> output,
+              const Tensor& residual) {
   if (output && *output != DType::f32) throw Error("linear: the reference writes float32 only");
   Tensor y = Tensor::empty(linear_output_shape(x, weight, bias));
+  check_linear_residual(x, residual, y.shape(), DType::f32);
   const std::int64_t in = weight.dim(0), out = weight.dim(1), rows = x.numel() / in;
   const float* xd = x.data<float>();
   const float* wd = weight.data<float>();
@@ -118,6 +120,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, std::op
   for (std::int64_t r = 0; r < rows; ++r)
     for (std::int64_t o = 0; o < out; ++o) {
       double sum = bias.defined() ? bias.data<float>()[o] : 0.0;
+      if (residual.defined()) sum += residual.data<float>()[r * out + o];
       for (std::int64_t i = 0; i < in; ++i) sum += static_cast<double>(xd[r * in + i]) * wd[i * out + o];
       yd[r * out + o] = static_cast<float>(sum);
     }

@@ -104,6 +104,55 @@ TEST(CudaBackend, LinearRefusesAnOutputTypeItCannotWrite) {
   }
 }
 
+// A residual must have the output's type: a float16 map's own, or float32 where it writes
+// float32; the message names the type it needs.
+TEST(CudaBackend, LinearResidualHasTheOutputsType) {
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
+  const Device gpu = Device::cuda(0);
+  const Tensor x = cast(testing::random_tensor({4, 8}, 82).to(gpu), DType::f16);
+  const Tensor w = cast(testing::random_tensor({8, 8}, 83).to(gpu), DType::f16);
+  const Tensor float32_residual = testing::random_tensor({4, 8}, 84).to(gpu);
+  EXPECT_EQ(linear(x, w, Tensor(), DType::f32, float32_residual).dtype(), DType::f32);
+  EXPECT_EQ(linear(x, w, Tensor(), std::nullopt, cast(float32_residual, DType::f16)).dtype(), DType::f16);
+  try {
+    linear(x, w, Tensor(), std::nullopt, float32_residual);
+    FAIL() << "a float16 map took a float32 residual";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("the residual must have the output's type (float16)"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+// The model's loader gives 16-bit maps their bias in the output's type (ops.h): on cuBLASLt's
+// path (48 -> 48, with and without a residual) and on the narrow kernels' (48 -> 4), the
+// result must be that of the float32 bias of the same values, bit for bit. A bias of the
+// other 16-bit type is refused.
+TEST(CudaBackend, LinearTakesABiasOfItsOutputsType) {
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
+  const Device gpu = Device::cuda(0);
+  for (const DType type : {DType::f16, DType::bf16}) {
+    for (const std::int64_t out : {48, 4}) {
+      const Tensor x = cast(testing::random_tensor({1, 315, 48}, 85).to(gpu), type);
+      const Tensor w = cast(testing::random_tensor({48, out}, 86).to(gpu), type);
+      const Tensor typed_bias = cast(testing::random_tensor({out}, 87).to(gpu), type);
+      const Tensor float_bias = cast(typed_bias, DType::f32);
+      EXPECT_TRUE(testing::bit_identical(linear(x, w, typed_bias), linear(x, w, float_bias)))
+          << dtype_name(type) << ", " << out << " outputs";
+      const Tensor residual = cast(testing::random_tensor({1, 315, out}, 88).to(gpu), type);
+      EXPECT_TRUE(testing::bit_identical(linear(x, w, typed_bias, std::nullopt, residual),
+                                         linear(x, w, float_bias, std::nullopt, residual)))
+          << dtype_name(type) << ", " << out << " outputs, with a residual";
+    }
+  }
+  const Tensor x = cast(testing::random_tensor({4, 8}, 89).to(gpu), DType::f16);
+  const Tensor w = cast(testing::random_tensor({8, 8}, 90).to(gpu), DType::f16);
+  const Tensor bf16_bias = cast(testing::random_tensor({8}, 91).to(gpu), DType::bf16);
+  EXPECT_NE(testing::error_of([&] { linear(x, w, bf16_bias); })
+                .find("the bias must be float32 or of the output's type (float16), not bfloat16"),
+            std::string::npos);
+}
+
 // A bfloat16 dense conv that goes to cuDNN (channels in multiples of 8), against the CPU's
 // float32 result of the same bfloat16-valued inputs. Each call uses its own depth, so that
 // cuDNN plans a new shape (plans are cached per shape) and reads VOXMAMBA_CUDNN_CHOICE.

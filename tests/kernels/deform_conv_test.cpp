@@ -174,5 +174,37 @@ TEST(DeformConvCuda, Bf16ValuesBeyondFloat16RangeMatchTheReference) {
   EXPECT_GT(largest, 65504.0f) << "channel 0 of the output must lie beyond float16's range";
 }
 
+// The model's loader gives 16-bit deformable convs their tap weights in float16 (ops.h): every
+// GPU path must read them as the float32 weights of the same values, bit for bit. 48 channels
+// take the half2 paths (float16 data, and bfloat16 through its scaled copy); 12 channels and
+// an odd row (bfloat16, no 16-byte vectors) take the float paths.
+TEST(DeformConvCuda, Float16WeightsGiveTheBytesOfTheirFloat32Values) {
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
+  const Device gpu = Device::cuda(0);
+  const int kernel = 5, dilation = 2, taps = 125;
+  for (const DType type : {DType::f16, DType::bf16}) {
+    for (const std::int64_t C : {48, 12, 3}) {
+      const Shape shape{1, 6, 7, 9, C};
+      const Tensor x = cast(random_tensor(shape, 11).to(gpu), type);
+      const Tensor offsets = cast(random_tensor({1, 6, 7, 9, 3 * taps}, 12, -1.5f, 1.5f).to(gpu), type);
+      const Tensor w16 = cast(random_tensor({taps, C}, 13).to(gpu), DType::f16);
+      const Tensor b = random_tensor({C}, 14).to(gpu);
+      const Tensor from_half = deform_dwconv3d(x, offsets, w16, b, kernel, dilation);
+      const Tensor from_float = deform_dwconv3d(x, offsets, cast(w16, DType::f32), b, kernel, dilation);
+      EXPECT_TRUE(testing::bit_identical(from_half, from_float))
+          << dtype_name(type) << ", " << C << " channels";
+    }
+  }
+  // float16 weights with float32 data are refused, naming both types.
+  const Tensor x = random_tensor({1, 4, 4, 4, 8}, 15).to(gpu);
+  const Tensor offsets = random_tensor({1, 4, 4, 4, 3 * taps}, 16).to(gpu);
+  const Tensor w16 = cast(random_tensor({taps, 8}, 17).to(gpu), DType::f16),
+               b = random_tensor({8}, 18).to(gpu);
+  EXPECT_NE(testing::error_of([&] {
+              deform_dwconv3d(x, offsets, w16, b, kernel, dilation);
+            }).find("got float16 with float32 input"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace voxmamba::kernels

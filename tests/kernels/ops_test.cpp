@@ -319,6 +319,28 @@ std::vector<OpCase> all_cases() {
        },
        2e-5, 1e-4, true});
 
+  // A residual added by the map itself (the encoder blocks' skip connections): the blocks'
+  // shapes (48 -> 48 with a bias, as a D-LKA block's proj2 at stage 0; 96 -> 96 without, as a
+  // Mamba block's out_proj at stage 1), odd sizes that the GPU's fused matmul may decline, and
+  // a 16-bit product written in float32 onto a float32 residual.
+  const std::vector<std::array<std::int64_t, 4>> residual_linears = {
+      {315, 48, 48, 1}, {66, 96, 96, 0}, {17, 13, 11, 1}, {130, 96, 8, 0}};
+  for (const auto& [rows, in, out, with_bias] : residual_linears) {
+    const std::string name = "linear_residual_" + std::to_string(in) + "_to_" + std::to_string(out) +
+                             "_rows" + std::to_string(rows) + (with_bias ? "_bias" : "");
+    cases.push_back({Op::Linear, name, [=](bool reference) {
+                       return CALL(linear, input({1, rows, in}, 101), input({in, out}, 102),
+                                   with_bias ? param({out}, 103) : Tensor(), std::nullopt,
+                                   input({1, rows, out}, 104, -4.0f, 4.0f));
+                     }});
+  }
+  cases.push_back({Op::Linear, "linear_residual_float32_output",
+                   [](bool reference) {
+                     return CALL(linear, input({2, 37, 48}, 105), input({48, 48}, 106), param({48}, 107),
+                                 DType::f32, param({2, 37, 48}, 108, -4.0f, 4.0f));
+                   },
+                   2e-5, 1e-4, true});
+
   const VolumeShape volume{3, 4, 5};
   for (TokenOrder order : kTokenOrders) {
     const std::string o = token_order_name(order);
@@ -548,6 +570,13 @@ TEST(OpsDispatch, ReportsUnsupportedDeviceAndBadShapes) {
   EXPECT_THROW(conv3d(Tensor::zeros({1, 2, 2, 2}), Tensor::zeros({27, 1, 1}), Tensor(), {3, 1, 1, 1, 1}), Error);
   EXPECT_THROW(add(Tensor::zeros({2, 3}), Tensor::zeros({3, 2})), Error);
   EXPECT_THROW(linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 2}), Tensor()), Error);
+  // A residual must have the output's shape and type, on every backend before any work.
+  for (bool reference : {false, true}) {
+    const Tensor x = Tensor::zeros({2, 3}), w = Tensor::zeros({3, 4});
+    EXPECT_THROW(CALL(linear, x, w, Tensor(), std::nullopt, Tensor::zeros({2, 3})), Error);
+    EXPECT_THROW(CALL(linear, x, w, Tensor(), std::nullopt, Tensor::zeros({4, 2})), Error);
+    EXPECT_NO_THROW(CALL(linear, x, w, Tensor(), std::nullopt, Tensor::zeros({2, 4})));
+  }
   // A skip that does not match the upsampled volume (here 2 x 2 x 3 against 2 x 2 x 2), on
   // every backend before any work.
   for (bool reference : {false, true}) {
