@@ -573,8 +573,12 @@ TEST(OpsDispatch, ReportsUnsupportedDeviceAndBadShapes) {
   // A residual must have the output's shape and type, on every backend before any work.
   for (bool reference : {false, true}) {
     const Tensor x = Tensor::zeros({2, 3}), w = Tensor::zeros({3, 4});
-    EXPECT_THROW(CALL(linear, x, w, Tensor(), std::nullopt, Tensor::zeros({2, 3})), Error);
-    EXPECT_THROW(CALL(linear, x, w, Tensor(), std::nullopt, Tensor::zeros({4, 2})), Error);
+    for (const Shape& wrong : {Shape{2, 3}, Shape{4, 2}}) {
+      EXPECT_NE(testing::error_of([&] { CALL(linear, x, w, Tensor(), std::nullopt, Tensor::zeros(wrong)); })
+                    .find("differs from the output's"),
+                std::string::npos)
+          << (reference ? "reference" : "dispatch");
+    }
     EXPECT_NO_THROW(CALL(linear, x, w, Tensor(), std::nullopt, Tensor::zeros({2, 4})));
   }
   // A skip that does not match the upsampled volume (here 2 x 2 x 3 against 2 x 2 x 2), on
