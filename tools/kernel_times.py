@@ -35,10 +35,11 @@ import sys
 
 # First match wins: (class, substrings of the kernel's name).
 CLASSES = (
-    # finite_absmax and scaled_half_copy make the float16 copy that bf16 deformable convs sample;
+    # finite_absmax and half_sample_copy make the float16 copy that 16-bit deformable convs
+    # sample (scaled_half_copy before it had a halo, in older tables of bench/results);
     # deform_shared_points is the bf16 kernel before 99c52a6, in older tables of bench/results.
     ("depthwise_and_deformable", ("deform_kernel", "deform_shared_points", "depthwise", "finite_absmax",
-                                  "scaled_half_copy")),
+                                  "half_sample_copy", "scaled_half_copy")),
     ("dense_convs", ("fprop", "filter_from_packed", "narrow_input", "resident_weight_conv", "im2col", "conv_transpose",
                      "scatter_blocks")),
     ("linear", ("nvjet", "gemm", "cutlass", "broadcast_rows", "few_outputs", "few_inputs")),
@@ -160,8 +161,8 @@ def selftest():
                ("void voxmamba::<unnamed>::deform_shared_points_kernel<__nv_bfloat16, 8, 3, 2>(const T1 *)",
                 "(2048, 1, 1)", 600_000),
                ("void voxmamba::<unnamed>::few_outputs_kernel<__half, float>(const T1 *)", "(8192, 1, 1)", 70_000),
-               ("void voxmamba::kernels::cuda::<unnamed>::scaled_half_copy_kernel(const uint4 *)", "(6144, 1, 1)",
-                30_000)]
+               ("void voxmamba::kernels::cuda::<unnamed>::half_sample_copy_kernel<__nv_bfloat16>(const uint4 *)",
+                "(6144, 1, 1)", 30_000)]
     warmup_only = [("void voxmamba::<unnamed>::cast_kernel<float, __half>(const T1 *)", "(65, 1, 1)", 2_000)]
     text = "==PROF== Connected to process 1\n" + header
     i = 0

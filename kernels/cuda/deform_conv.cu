@@ -8,7 +8,7 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
-#include "kernels/cuda/scaled_half_copy.cuh"
+#include "kernels/cuda/half_sample_copy.cuh"
 #include "kernels/op_checks.h"
 
 namespace voxmamba::kernels::cuda {
@@ -21,6 +21,7 @@ struct DeformGeometry {
   int D, H, W, C;
   int kernel, dilation;
   int offset_stride;  // channels of an offsets row, 3 K^3 or padded beyond (ops.h)
+  HalfSampleLayout copy;  // where the samples lie in the half sample copy, where they are read from it
 };
 
 // Whether a tap's eight corners are summed in packed 16-bit FMAs (two channels per
@@ -58,7 +59,7 @@ constexpr bool kChunkedOffsets = std::is_same_v<S, f16>;
 template <typename S, int G>
 using TapWeight = std::conditional_t<kPackedCorners<S, G>, f16, float>;
 
-// Whether bfloat16 data is sampled from its scaled float16 copy (scaled_half_copy.cuh), to sum
+// Whether bfloat16 data is sampled from its scaled float16 copy (half_sample_copy.cuh), to sum
 // the corners in packed half2 and read the offsets in chunks, as float16 does; the offsets
 // stay bfloat16 and the sums of the taps float. A bfloat16 value converts to float16 exactly
 // (the scale keeps it in range), and the half2 corner sums round finer than bfloat16 holds
@@ -123,7 +124,7 @@ __host__ __device__ __forceinline__ std::int64_t voxel_slots(const DeformGeometr
 struct Voxel {
   int d, h, w;
   bool inside;
-  std::int64_t p, sample_start;
+  std::int64_t n, p, sample_start;
 };
 
 __device__ __forceinline__ Voxel voxel_of_slot(std::int64_t t, const DeformGeometry& g) {
@@ -139,6 +140,7 @@ __device__ __forceinline__ Voxel voxel_of_slot(std::int64_t t, const DeformGeome
         local / (kDeformTile * kDeformTile);
   v.inside = v.w < g.W && v.h < g.H && v.d < g.D;
   const std::int64_t n = tile / (static_cast<std::int64_t>(tiles_w) * tiles_h * tiles_d);
+  v.n = n;
   v.sample_start = n * g.D * g.H * g.W;
   v.p = v.sample_start + (static_cast<std::int64_t>(v.d) * g.H + v.h) * g.W + v.w;
   return v;
@@ -222,6 +224,32 @@ __device__ __forceinline__ Corners corners_of(const SamplePoint& s, const Deform
   return k;
 }
 
+// The corners of a sample not wholly outside, read from the half sample copy
+// (half_sample_copy.cuh) as offsets from its voxel (0, 0, 0) of the volume: the low neighbours
+// lie at -1 or beyond and the high ones at the size or below, so all within the copy's zero
+// halo (one voxel or more), whose zeros stand for the outside. So no bounds checks and no clamps: per
+// axis one multiply and the two fractions. `channels` is C, known at compile time where the
+// threads per voxel are (ThreadsPerVoxel), so that a corner's w-neighbour is an immediate
+// offset from it. The sums are those of corners_of: an outside neighbour adds its weight
+// times zero where it added zero times an inside value.
+__device__ __forceinline__ Corners halo_corners_of(const SamplePoint& s, const DeformGeometry& g, int channels) {
+  Corners k;
+  const int stride_h = g.copy.copy_w * channels, stride_d = g.copy.copy_h * stride_h;
+  k.od[0] = s.d0 * stride_d, k.od[1] = k.od[0] + stride_d;
+  k.oh[0] = s.h0 * stride_h, k.oh[1] = k.oh[0] + stride_h;
+  k.ow[0] = s.w0 * channels, k.ow[1] = k.ow[0] + channels;
+  const float wd[2] = {1.0f - s.tz, s.tz}, wh[2] = {1.0f - s.ty, s.ty}, ww[2] = {1.0f - s.tx, s.tx};
+#pragma unroll
+  for (int a = 0; a < 2; ++a) {
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) k.weight[a][b][e] = wd[a] * wh[b] * ww[e];
+    }
+  }
+  return k;
+}
+
 // sum[q] = sum over the corners of corner * x for Q groups of G float16 channels at once,
 // group q's first channel at first + q * step (kPackedCorners): half2 FMAs, where the sum of
 // at most eight terms with weights summing to at most 1 stays within the range of the inputs.
@@ -288,10 +316,19 @@ __device__ __forceinline__ void add_sample(const S* xn, const W* tap_weights, in
 }
 
 // network.md's deformable depthwise conv: trilinear samples at p + dilation*t_k + offset,
-// neighbours outside the volume read zero (also on axes of size 1). Branch-free corners: an
-// outside neighbour gets weight 0 and reads a clamped, valid address, so the threads of a
-// warp never diverge at the volume's faces. Index arithmetic is 32-bit within a sample
-// (the host checks that a sample has fewer than 2^31 elements).
+// neighbours outside the volume read zero (also on axes of size 1). Branch-free corners, so
+// that the threads of a warp never diverge at the volume's faces: packed corner sums read the
+// half sample copy, whose zero halo holds every outside neighbour (halo_corners_of); the
+// others give an outside neighbour weight 0 and read a clamped, valid address (corners_of).
+// The halo took the per-tap geometry from bounds checks and clamps on six neighbours to one
+// multiply per axis: H100, base 128^3, bf16, offsets in [-0.5, 0.5], stage 0's deformable
+// convs (ncu) executed 762 M and 1803 M instructions before, 658 M and 1564 M with it, and
+// took 1.50 and 3.63 ms before, 1.46 and 3.51 ms with it (its copy's rows aligned, as
+// half_sample_copy.cuh tells). The forward with the graph, two rounds in one run against
+// 432614d: bf16 32.18 / 32.18 -> 31.91 / 31.83 ms with those offsets and 31.16 / 31.18 ->
+// 30.85 / 30.80 ms with zero offsets; fp16, which now makes a copy, 32.10 / 32.12 -> 31.95 /
+// 32.00 ms with those offsets. Index arithmetic is 32-bit within a sample (the host checks
+// that a sample, or its copy, has fewer than 2^31 elements).
 //
 // The kernel is bound by L1 throughput and by issue latency (Nsight Compute on the H200,
 // base stage 0's fp16 dw7d3 at 42be402: L1/TEX 81% busy with a 93% hit rate, issue slots
@@ -334,9 +371,10 @@ __device__ __forceinline__ void add_sample(const S* xn, const W* tap_weights, in
 //
 // ThreadsPerVoxel, where not 0, fixes g.C / (G * Q) at compile time (see sum_corners_packed).
 // S is the type of the samples read, T that of the offsets and the output: S = T, or float16
-// samples of bfloat16 data (kHalfSamples), read from x's scaled half copy. There every sum is
-// made at that scale (the bias scaled to it first) and scaled back before the store; the
-// scale is a power of two, so the result is that of the unscaled sums.
+// samples read from x's half sample copy: float16 data as it is, bfloat16 data scaled
+// (kHalfSamples). There every sum is made at that scale (the bias scaled to it first) and
+// scaled back before the store; the scale is a power of two, so the result is that of the
+// unscaled sums.
 //
 // MinBlocks: the blocks a multiprocessor must hold (registers within 65536 / (256 MinBlocks)).
 // Two, except for one group a thread where a grid at two would need a second, partial wave
@@ -354,15 +392,23 @@ __global__ void __launch_bounds__(256, MinBlocks)
                   const float* __restrict__ bias, const float* __restrict__ offset_bias, T* __restrict__ y,
                   DeformGeometry g, const float* __restrict__ sample_absmax) {
   constexpr bool kScaled = !std::is_same_v<T, S>;
+  // Packed corner sums read the half sample copy, with its halo (halo_corners_of).
+  constexpr bool kHalo = kPackedCorners<S, G>;
   const int threads_per_voxel = ThreadsPerVoxel > 0 ? ThreadsPerVoxel : g.C / (G * Q),
-            taps = g.kernel * g.kernel * g.kernel;
+            channels = ThreadsPerVoxel > 0 ? ThreadsPerVoxel * G * Q : g.C, taps = g.kernel * g.kernel * g.kernel;
   VOXMAMBA_GRID_STRIDE(i, voxel_slots(g) * threads_per_voxel) {
     const int j = static_cast<int>(i % threads_per_voxel);
     const Voxel voxel = voxel_of_slot(i / threads_per_voxel, g);
     if (!voxel.inside) continue;
     const int d = voxel.d, h = voxel.h, w = voxel.w;
     const T* delta = offsets + voxel.p * g.offset_stride;
+    // The sample's voxel (0, 0, 0): in the copy, one voxel into the halo along each axis.
     const S* xn = x + voxel.sample_start * g.C;
+    if constexpr (kHalo) {
+      const int copy_h = g.copy.copy_h, copy_w = g.copy.copy_w;
+      const std::int64_t copy_voxels = static_cast<std::int64_t>(g.D + 2) * copy_h * copy_w;
+      xn = x + (voxel.n * copy_voxels + (copy_h + 1) * copy_w + g.copy.low_w) * channels;
+    }
     // Group q's first channel is first + q * step.
     const int first = j * G, step = threads_per_voxel * G;
     Vec<T, G> acc[Q];
@@ -384,7 +430,8 @@ __global__ void __launch_bounds__(256, MinBlocks)
       // at base's 64^3, 32^3, 16^3 and 8^3 (the 5^3 taps: 4%, 7%, 14%, 27%). H200, fp16, the
       // deformable convs of a base 128^3 forward (ncu): 16.3 ms without the skip, 14.2 ms.
       if (wholly_outside(point, g)) return;
-      add_sample<S, T, TapWeight<S, G>, G, Q>(xn, weight + k * g.C, first, step, corners_of(point, g), acc);
+      const Corners corners = kHalo ? halo_corners_of(point, g, channels) : corners_of(point, g);
+      add_sample<S, T, TapWeight<S, G>, G, Q>(xn, weight + k * g.C, first, step, corners, acc);
     };
     if constexpr (!ChunkedOffsets) {
 #pragma unroll 1
@@ -436,8 +483,9 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     throw Error("deform_dwconv3d: a sample of " + shape_string(x.shape()) + " has 2^31 elements or more");
   }
   if (y.numel() == 0) return y;
-  const DeformGeometry g{x.dim(0), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)),
-                         static_cast<int>(x.dim(4)), kernel, dilation, static_cast<int>(offsets.dim(4))};
+  // Its copy's layout is filled in where the samples are read from the half sample copy.
+  DeformGeometry g{x.dim(0), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)),
+                   static_cast<int>(x.dim(4)), kernel, dilation, static_cast<int>(offsets.dim(4)), {}};
   with_float_type(x.dtype(), "deform_dwconv3d", [&](auto tag) {
     using T = decltype(tag);
     // Groups of 16 bytes where C allows; three per thread (else two, else one) where that
@@ -452,7 +500,7 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     const auto launch = [&](auto group, auto per_thread) {
       constexpr int G = decltype(group)::value, Q = decltype(per_thread)::value;
       const int threads_per_voxel = g.C / (G * Q);
-      // Samples of type S from `samples` (x, or its scaled half copy with its maximum).
+      // Samples of type S from `samples` (x, or its half sample copy with, for bfloat16, its maximum).
       const auto go = [&](auto sample_type, auto chunked_offsets, const void* samples, const float* absmax) {
         using S = typename decltype(sample_type)::type;
         const auto run = [&](auto fixed_threads) {
@@ -485,22 +533,34 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
         }
         run(std::integral_constant<int, 0>{});
       };
-      if constexpr (kHalfSamples<T> && G == 8) {
-        if (can_make_scaled_half_copy(x)) {
-          const ScaledHalfCopy copy = make_scaled_half_copy(x);
-          if (chunked)
-            return go(SampleType<f16>{}, std::true_type{}, copy.values.raw_data(), ptr(copy.absmax));
-          return go(SampleType<f16>{}, std::false_type{}, copy.values.raw_data(), ptr(copy.absmax));
+      // 16-bit data in 16-byte groups is sampled from its float16 copy with the halo
+      // (kPackedCorners, halo_corners_of); bfloat16 that cannot be copied is summed in float.
+      constexpr bool kFloat16Groups = std::is_same_v<T, f16> && G == 8;
+      if constexpr (G == 8 && (kHalfSamples<T> || kFloat16Groups)) {
+        if (can_make_half_sample_copy(x)) {
+          const HalfSampleCopy copy = make_half_sample_copy(x);
+          const float* absmax = copy.absmax.defined() ? ptr(copy.absmax) : nullptr;
+          g.copy = copy.layout;
+          if (chunked) return go(SampleType<f16>{}, std::true_type{}, copy.values.raw_data(), absmax);
+          return go(SampleType<f16>{}, std::false_type{}, copy.values.raw_data(), absmax);
         }
       }
-      if constexpr (kChunkedOffsets<T>) {
-        if (chunked) return go(SampleType<T>{}, std::true_type{}, x.raw_data(), nullptr);
+      // Float16 in groups of 8 has its copy (`groups` below asks for it).
+      if constexpr (!kFloat16Groups) {
+        if constexpr (kChunkedOffsets<T>) {
+          if (chunked) return go(SampleType<T>{}, std::true_type{}, x.raw_data(), nullptr);
+        }
+        go(SampleType<T>{}, std::false_type{}, x.raw_data(), nullptr);
+      } else {
+        throw Error("deform_dwconv3d: float16 groups chosen for an input with no half sample copy");
       }
-      go(SampleType<T>{}, std::false_type{}, x.raw_data(), nullptr);
     };
     const std::int64_t enough_threads = std::int64_t(512) * multiprocessor_count();
+    // Float16 is read in groups only from its copy (halo_corners_of); one it cannot have (an
+    // unaligned view, or a sample near 2^31 elements) is read a channel at a time.
+    const bool groups = g.C % kGroup == 0 && (!std::is_same_v<T, f16> || can_make_half_sample_copy(x));
     const auto fits = [&](int per_thread) {
-      return g.C % (per_thread * kGroup) == 0 && slots * (g.C / (per_thread * kGroup)) >= enough_threads;
+      return groups && g.C % (per_thread * kGroup) == 0 && slots * (g.C / (per_thread * kGroup)) >= enough_threads;
     };
     using One = std::integral_constant<int, 1>;
     using Group = std::integral_constant<int, kGroup>;
@@ -508,7 +568,7 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
       launch(Group{}, std::integral_constant<int, 3>{});
     } else if (fits(2)) {
       launch(Group{}, std::integral_constant<int, 2>{});
-    } else if (g.C % kGroup == 0) {
+    } else if (groups) {
       launch(Group{}, One{});
     } else {
       launch(One{}, One{});

@@ -143,7 +143,7 @@ Tensor channels(const Tensor& t, std::int64_t first, std::int64_t last) {
 
 TEST(DeformConvCuda, Bf16ValuesBeyondFloat16RangeMatchTheReference) {
   // On the GPU, bfloat16 data is sampled from a float16 copy scaled by a power of two into
-  // float16's range (scaled_half_copy.cuh): values of 10^6, which float16 cannot hold, must
+  // float16's range (half_sample_copy.cuh): values of 10^6, which float16 cannot hold, must
   // give the reference's result, and channels of ordinary size beside them must keep their
   // precision. Unscaled, the large channels would read infinity.
   VOXMAMBA_REQUIRE_CUDA_DEVICE();
