@@ -201,6 +201,19 @@ struct Corners {
   float weight[2][2][2];
 };
 
+// The corners' weights: the products of the two neighbours' weights along each axis.
+__device__ __forceinline__ void set_corner_weights(const float (&wd)[2], const float (&wh)[2], const float (&ww)[2],
+                                                   Corners& k) {
+#pragma unroll
+  for (int a = 0; a < 2; ++a) {
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) k.weight[a][b][e] = wd[a] * wh[b] * ww[e];
+    }
+  }
+}
+
 __device__ __forceinline__ Corners corners_of(const SamplePoint& s, const DeformGeometry& g) {
   Corners k;
   const int stride_d = g.H * g.W * g.C, stride_h = g.W * g.C;
@@ -213,25 +226,18 @@ __device__ __forceinline__ Corners corners_of(const SamplePoint& s, const Deform
   k.od[0] = min(max(s.d0, 0), g.D - 1) * stride_d, k.od[1] = min(max(s.d0 + 1, 0), g.D - 1) * stride_d;
   k.oh[0] = min(max(s.h0, 0), g.H - 1) * stride_h, k.oh[1] = min(max(s.h0 + 1, 0), g.H - 1) * stride_h;
   k.ow[0] = min(max(s.w0, 0), g.W - 1) * g.C, k.ow[1] = min(max(s.w0 + 1, 0), g.W - 1) * g.C;
-#pragma unroll
-  for (int a = 0; a < 2; ++a) {
-#pragma unroll
-    for (int b = 0; b < 2; ++b) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) k.weight[a][b][e] = wd[a] * wh[b] * ww[e];
-    }
-  }
+  set_corner_weights(wd, wh, ww, k);
   return k;
 }
 
 // The corners of a sample not wholly outside, read from the half sample copy
 // (half_sample_copy.cuh) as offsets from its voxel (0, 0, 0) of the volume: the low neighbours
 // lie at -1 or beyond and the high ones at the size or below, so all within the copy's zero
-// halo (one voxel or more), whose zeros stand for the outside. So no bounds checks and no clamps: per
-// axis one multiply and the two fractions. `channels` is C, known at compile time where the
-// threads per voxel are (ThreadsPerVoxel), so that a corner's w-neighbour is an immediate
-// offset from it. The sums are those of corners_of: an outside neighbour adds its weight
-// times zero where it added zero times an inside value.
+// halo (one voxel or more), whose zeros stand for the outside. So no bounds checks and no
+// clamps: per axis one multiply and the two fractions. `channels` is C, known at compile time
+// where the threads per voxel are (ThreadsPerVoxel), so that a corner's w-neighbour is an
+// immediate offset from it. The sums are those of corners_of: an outside neighbour adds its
+// weight times zero where it added zero times an inside value.
 __device__ __forceinline__ Corners halo_corners_of(const SamplePoint& s, const DeformGeometry& g, int channels) {
   Corners k;
   const int stride_h = g.copy.copy_w * channels, stride_d = g.copy.copy_h * stride_h;
@@ -239,14 +245,7 @@ __device__ __forceinline__ Corners halo_corners_of(const SamplePoint& s, const D
   k.oh[0] = s.h0 * stride_h, k.oh[1] = k.oh[0] + stride_h;
   k.ow[0] = s.w0 * channels, k.ow[1] = k.ow[0] + channels;
   const float wd[2] = {1.0f - s.tz, s.tz}, wh[2] = {1.0f - s.ty, s.ty}, ww[2] = {1.0f - s.tx, s.tx};
-#pragma unroll
-  for (int a = 0; a < 2; ++a) {
-#pragma unroll
-    for (int b = 0; b < 2; ++b) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) k.weight[a][b][e] = wd[a] * wh[b] * ww[e];
-    }
-  }
+  set_corner_weights(wd, wh, ww, k);
   return k;
 }
 
