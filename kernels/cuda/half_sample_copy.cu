@@ -41,7 +41,7 @@ struct PaddedVolume {
   int D, H, W;
   HalfSampleLayout layout;
   int vectors_per_voxel;              // C / 8
-  std::int64_t copy_sample_vectors;   // (D + 2 halo)(H + 2 halo)(W + 2 halo) C / 8
+  std::int64_t copy_sample_vectors;   // (D + 2) copy_h copy_w C / 8
   std::int64_t copy_vectors;          // N times that
 };
 
