@@ -232,7 +232,7 @@ __device__ __forceinline__ Corners corners_of(const SamplePoint& s, const Deform
 
 // The corners of a sample not wholly outside, read from the half sample copy
 // (half_sample_copy.cuh) as offsets from its voxel (0, 0, 0) of the volume: the low neighbours
-// lie at -1 or beyond and the high ones at the size or below, so all within the copy's zero
+// lie at -1 or above and the high ones at the size or below, so all within the copy's zero
 // halo (one voxel or more), whose zeros stand for the outside. So no bounds checks and no
 // clamps: per axis one multiply and the two fractions. `channels` is C, known at compile time
 // where the threads per voxel are (ThreadsPerVoxel), so that a corner's w-neighbour is an
@@ -401,7 +401,8 @@ __global__ void __launch_bounds__(256, MinBlocks)
     if (!voxel.inside) continue;
     const int d = voxel.d, h = voxel.h, w = voxel.w;
     const T* delta = offsets + voxel.p * g.offset_stride;
-    // The sample's voxel (0, 0, 0): in the copy, one voxel into the halo along each axis.
+    // The sample's voxel (0, 0, 0): in the copy, one voxel into the halo along d and h and
+    // low_w along w.
     const S* xn = x + voxel.sample_start * g.C;
     if constexpr (kHalo) {
       const int copy_h = g.copy.copy_h, copy_w = g.copy.copy_w;

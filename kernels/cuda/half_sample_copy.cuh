@@ -1,7 +1,7 @@
 #pragma once
 // The float16 copy of a 16-bit channels-last volume that the deformable conv samples
-// (deform_conv.cu): its corners are summed in packed float16, and the copy has a one-voxel
-// zero halo, so that every neighbour of a sample it reads lies within the copy and the
+// (deform_conv.cu): its corners are summed in packed float16, and the copy has a zero halo
+// (one voxel or more), so that every neighbour of a sample it reads lies within the copy and the
 // kernel needs no bounds checks or clamps. Float16 data copies as it is. Bfloat16 data is
 // scaled by a power of two into float16's range: a bfloat16 value has 8 significant bits, so
 // within float16's normal range it converts exactly; the scale keeps the largest finite
