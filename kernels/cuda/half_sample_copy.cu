@@ -73,12 +73,7 @@ __global__ void half_sample_copy_kernel(const uint4* __restrict__ x, PaddedVolum
   }
 }
 
-Shape copy_shape(const Tensor& x, const HalfSampleLayout& layout) {
-  return {x.dim(0), x.dim(1) + 2, layout.copy_h, layout.copy_w, x.dim(4)};
-}
-
-}  // namespace
-
+// The layout half_sample_copy.cuh describes, for x of shape [N, D, H, W, C].
 HalfSampleLayout half_sample_layout(const Shape& x_shape) {
   // Channels come in 16-byte vectors (can_make_half_sample_copy), so 8 voxels make whole lines.
   const std::int64_t voxel_bytes = 2 * x_shape[4];
@@ -89,6 +84,12 @@ HalfSampleLayout half_sample_layout(const Shape& x_shape) {
   while (!whole_lines(copy_w)) ++copy_w;
   return {static_cast<int>(x_shape[2]) + 2, copy_w, low_w};
 }
+
+Shape copy_shape(const Tensor& x, const HalfSampleLayout& layout) {
+  return {x.dim(0), x.dim(1) + 2, layout.copy_h, layout.copy_w, x.dim(4)};
+}
+
+}  // namespace
 
 bool can_make_half_sample_copy(const Tensor& x) {
   if ((x.dtype() != DType::bf16 && x.dtype() != DType::f16) || x.device().is_cpu() || x.rank() != 5 ||

@@ -29,8 +29,6 @@ struct HalfSampleLayout {
   int copy_h, copy_w, low_w;
 };
 
-HalfSampleLayout half_sample_layout(const Shape& x_shape);
-
 // The copy's scale given the largest finite magnitude of the input: 1 up to 2^14, else
 // 2^(14 - e), e the exponent with absmax < 2^e. Trilinear sums (weights summing to at most 1)
 // of scaled values then stay at most 2^14 too, well inside float16's 65504.
