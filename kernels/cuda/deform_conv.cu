@@ -359,6 +359,11 @@ __device__ __forceinline__ void add_sample(const S* xn, const W* tap_weights, in
 // two with strips of 4 at one block per SM, 39.1 ms; strips of 2 with two or three groups,
 // which spilled, 41.2 and 45.3 ms. The geometry each thread then computes for fewer channels
 // costs more than the loads it saves: issue and latency, not L1 bytes, bound this kernel.
+// Nor did the halo copy's rows split into Q planes of C / Q channels, so that a warp's corner
+// load at stage 0 reads 4 x 32 contiguous bytes a row instead of 4 sectors 96 bytes apart
+// (H100, bf16, offsets in [-0.5, 0.5], against 4d0b74e in one run): stage 0's L1 busy went
+// 92.6 / 82.3% -> 91.8 / 75.9% and its times stayed 1.47 / 3.53 -> 1.47 / 3.51 ms (ncu); the
+// forward with the graph, 31.93 / 31.82 -> 31.99 / 31.91 ms.
 //
 // Also measured and dropped (branch exp/fused-offset-head): the offset head's last map computed
 // in this kernel on tensor cores (mma.sync, a warp's 16 or 8 voxels as the rows, 8 or 16 taps'
