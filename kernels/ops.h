@@ -124,10 +124,10 @@ Tensor conv_transpose3d_k2s2(const Tensor& x, const Tensor& weight, const Tensor
 // samples outside the volume read zero. offset_bias [3*K*K*K] (optional) is added to every
 // voxel's offsets: the offset head's own bias, folded in here so that its GEMM, the widest
 // of the network (3 K^3 = 1029 channels), writes its output once instead of adding a bias.
-// weight is float32, or float16 with 16-bit x on the GPU: its half2 sums read the weights in
+// weight is float32, or float16 with 16-bit x on the GPU: there the weights are read in
 // float16 (kernels/cuda/deform_conv.cu, TapWeight), no coarser than x itself is held, so the
 // model's loader rounds them once (after checking that they lie within float16's range)
-// instead of each call rounding a float32 weight; the GPU's other paths read either type.
+// instead of each call rounding a float32 weight. Float32 x, and the CPU, take float32 only.
 Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& weight, const Tensor& bias,
                        int kernel, int dilation, const Tensor& offset_bias = Tensor());
 

@@ -80,17 +80,18 @@ Conv3dLayer Conv3dLayer::load(const ParameterReader& reader, const kernels::Conv
   return layer;
 }
 
-LinearLayer LinearLayer::load(const ParameterReader& reader, bool with_bias) {
+LinearLayer LinearLayer::load(const ParameterReader& reader, bool with_bias, std::optional<DType> output) {
   LinearLayer layer;
   layer.weight = reader.upload_matrix(pack_linear_weight(reader.get("weight")));
   if (!with_bias) return layer;
   layer.bias = reader.tensor("bias");
-  if (reader.activations() == DType::f16) {
+  const DType output_type = output.value_or(reader.activations());
+  if (output_type == DType::f16) {
     require_float16_range(reader.get("bias"), "tensor '" + reader.name("bias") + "'",
                           "--precision fp16 holds the biases of linear maps in float16; "
                           "run with --precision bf16 or fp32");
   }
-  if (reader.activations() != DType::f32) layer.output_bias = kernels::cast(layer.bias, reader.activations());
+  if (output_type != DType::f32) layer.output_bias = kernels::cast(layer.bias, output_type);
   return layer;
 }
 

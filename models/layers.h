@@ -2,6 +2,7 @@
 // Building blocks shared by the network's blocks: reading parameters by name, converting
 // the PyTorch layout of network.md into the packed layout kernels/ops.h expects (done once,
 // at load time), and the three layer kinds everything is built from.
+#include <optional>
 #include <string>
 
 #include "kernels/ops.h"
@@ -62,12 +63,15 @@ struct Conv3dLayer {
 
 struct LinearLayer {
   Tensor weight, bias;  // [in, out]; bias (float32) may be undefined
-  // With 16-bit activations, the bias rounded once to their type, for outputs of that type:
-  // the GPU's matmul adds a bias of its output's type (kernels/ops.h), which would otherwise
-  // be cast on every call. Undefined with float32 activations.
+  // With 16-bit outputs, the bias rounded once to their type: the GPU's matmul adds a bias of
+  // its output's type (kernels/ops.h), which would otherwise be cast on every call. Undefined
+  // with float32 outputs.
   Tensor output_bias;
 
-  static LinearLayer load(const ParameterReader& reader, bool with_bias);
+  // `output`: the type forward returns, when it is not the activations' (the head's float32
+  // logits). Only a 16-bit output has the bias copy, and only a float16 one checks the bias
+  // against that type's range: a float32 output adds the float32 bias as it is.
+  static LinearLayer load(const ParameterReader& reader, bool with_bias, std::optional<DType> output = std::nullopt);
   static LinearLayer from_packed(Tensor weight, Tensor bias = {}) {
     return {std::move(weight), std::move(bias), Tensor()};
   }

@@ -39,7 +39,7 @@ VoxMambaNet::VoxMambaNet(const NetworkConfig& config, const ParameterMap& parame
     ups_.push_back(UpBlock::load(root.child(std::string("decoder/") + name)));
   }
   head_res_ = ResBlock::load(root.child("decoder/head/res"));
-  head_out_ = LinearLayer::load(root.child("decoder/head/out"), true);
+  head_out_ = LinearLayer::load(root.child("decoder/head/out"), true, DType::f32);  // float32 logits (forward)
 }
 
 void VoxMambaNet::check_input_shape(const Shape& shape) const {

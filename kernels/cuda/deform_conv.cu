@@ -46,18 +46,21 @@ constexpr bool kPackedCorners = (std::is_same_v<S, f16> && G == 8);
 template <typename S>
 constexpr bool kChunkedOffsets = std::is_same_v<S, f16>;
 
-// The type the taps' weights are read in: float16 where the corners are summed in half2. The
-// weights are float32 parameters, rounded once per call by a cast: to 2^-11 relative, finer
-// than bfloat16 activations hold, as the float16 dense convs' weights are held. A weight
-// beyond float16's range (65504; a depthwise conv's are orders of magnitude below) would give
-// infinite outputs; the model's loader refuses such weights. A tap then reads half the
-// bytes (one 16-byte load per group, not two) and issues fewer loads; the products and their
-// sums stay float. H200, base 128^3 with the graph, in one run against b1ba3f6: with offsets
-// in [-0.5, 0.5], as trained offset heads give, fp16 31.19 -> 30.88 ms (the deformable convs
-// 14.39 -> 14.10 ms by ncu, the casts 0.04 ms); with zero offsets, two rounds, fp16 29.89 /
-// 29.88 -> 29.81 / 29.84 ms, bf16 29.90 / 29.88 -> 29.88 / 29.91 ms.
-template <typename S, int G>
-using TapWeight = std::conditional_t<kPackedCorners<S, G>, f16, float>;
+// The type the taps' weights are read in: float16 for 16-bit samples, float32 for float32. The
+// weights are float32 parameters rounded once to float16 (by the model's loader, or else by a
+// cast each call): to 2^-11 relative, finer than bfloat16 activations hold, as the float16
+// dense convs' weights are held. A weight beyond float16's range (65504; a depthwise conv's
+// are orders of magnitude below) would give infinite outputs; the model's loader refuses such
+// weights. A tap then reads half the bytes (one 16-byte load per group, not two) and issues
+// fewer loads; the products and their sums stay float. The paths that sum in float (one
+// channel a thread, or bfloat16 with no half sample copy) read float16 too, converting as they
+// load, so that the loader's weights serve every path without a cast back to float32.
+// H200, base 128^3 with the graph, in one run against b1ba3f6: with offsets in [-0.5, 0.5],
+// as trained offset heads give, fp16 31.19 -> 30.88 ms (the deformable convs 14.39 -> 14.10
+// ms by ncu, the casts 0.04 ms); with zero offsets, two rounds, fp16 29.89 / 29.88 -> 29.81 /
+// 29.84 ms, bf16 29.90 / 29.88 -> 29.88 / 29.91 ms.
+template <typename S>
+using TapWeight = std::conditional_t<std::is_same_v<S, float>, float, f16>;
 
 // Whether bfloat16 data is sampled from its scaled float16 copy (half_sample_copy.cuh), to sum
 // the corners in packed half2 and read the offsets in chunks, as float16 does; the offsets
@@ -392,7 +395,7 @@ __device__ __forceinline__ void add_sample(const S* xn, const W* tap_weights, in
 template <typename T, typename S, int G, int Q, bool ChunkedOffsets, int ThreadsPerVoxel, int MinBlocks>
 __global__ void __launch_bounds__(256, MinBlocks)
     deform_kernel(const S* __restrict__ x, const T* __restrict__ offsets,
-                  const TapWeight<S, G>* __restrict__ weight,
+                  const TapWeight<S>* __restrict__ weight,
                   const float* __restrict__ bias, const float* __restrict__ offset_bias, T* __restrict__ y,
                   DeformGeometry g, const float* __restrict__ sample_absmax) {
   constexpr bool kScaled = !std::is_same_v<T, S>;
@@ -436,7 +439,7 @@ __global__ void __launch_bounds__(256, MinBlocks)
       // deformable convs of a base 128^3 forward (ncu): 16.3 ms without the skip, 14.2 ms.
       if (wholly_outside(point, g)) return;
       const Corners corners = kHalo ? halo_corners_of(point, g, channels) : corners_of(point, g);
-      add_sample<S, T, TapWeight<S, G>, G, Q>(xn, weight + k * g.C, first, step, corners, acc);
+      add_sample<S, T, TapWeight<S>, G, Q>(xn, weight + k * g.C, first, step, corners, acc);
     };
     if constexpr (!ChunkedOffsets) {
 #pragma unroll 1
@@ -512,13 +515,13 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
           constexpr bool kChunked = decltype(chunked_offsets)::value;
           constexpr int kFixed = decltype(fixed_threads)::value;
           const unsigned int blocks = blocks_for(slots * threads_per_voxel);
-          // The taps' weights as the kernel reads them (TapWeight): float16 for the half2 paths
-          // (the model's loader gives them so), float32 for the others.
-          const Tensor tap_weights = cast(weight, kPackedCorners<S, G> ? DType::f16 : DType::f32);
+          // The taps' weights as the kernel reads them (TapWeight): float16 for 16-bit samples
+          // (the model's loader gives them so), float32 for float32.
+          const Tensor tap_weights = cast(weight, std::is_same_v<S, float> ? DType::f32 : DType::f16);
           const auto launch_kernel = [&](auto kernel) {
             kernel<<<blocks, kThreads, 0, stream()>>>(
                 static_cast<const S*>(samples), ptr_as<T>(offsets),
-                static_cast<const TapWeight<S, G>*>(tap_weights.raw_data()), ptr(bias), ptr(offset_bias),
+                static_cast<const TapWeight<S>*>(tap_weights.raw_data()), ptr(bias), ptr(offset_bias),
                 mutable_ptr_as<T>(y), g, absmax);
           };
           // Three blocks a multiprocessor where that makes one wave of two's partial second (MinBlocks).

@@ -100,5 +100,52 @@ TEST(Float16Range, GpuLoaderRefusesWeightsBeyondFloat16WhereItHoldsThemSo) {
     EXPECT_EQ(load_error(seeded, activations), "");
 }
 
+// A linear map's bias is held in float16 only where its output is float16: fc1's is refused
+// past 65504 in fp16, while the head's, which makes the float32 logits, is added in float32
+// in every type and reaches the logits unrounded.
+TEST(Float16Range, LinearBiasIsCheckedOnlyWhereItsOutputIsFloat16) {
+  VOXMAMBA_REQUIRE_CUDA_DEVICE();
+  NetworkConfig config = small_deformable_config();
+  config.dims = {16, 16, 32, 32};  // channel counts cuDNN's tensor-core kernels take
+  config.hidden = 32;
+  const Device gpu = Device::cuda(0);
+  const ParameterMap seeded = initialize_parameters(config, 3);
+  const auto with_first = [&](const std::string& name, float value) {
+    ParameterMap parameters = seeded;
+    Tensor changed = parameters.at(name).clone();
+    changed.data<float>()[0] = value;
+    parameters.at(name) = changed;
+    return parameters;
+  };
+  const std::string fc1 = "encoder/stages/0/out/mlp/fc1/bias";
+  const ParameterMap large_fc1 = with_first(fc1, 1e5f);
+  const std::string message = error_of([&] { VoxMambaNet(config, large_fc1, gpu, DType::f16); });
+  EXPECT_NE(message.find("tensor '" + fc1 + "'"), std::string::npos) << message;
+  EXPECT_NE(message.find("--precision bf16 or fp32"), std::string::npos) << message;
+  EXPECT_EQ(error_of([&] { VoxMambaNet(config, large_fc1, gpu, DType::bf16); }), "");
+
+  const std::string head = "decoder/head/out/bias";
+  const float large = 1e5f;
+  const double shift = double(large) - seeded.at(head).data<float>()[0];
+  const ParameterMap large_head = with_first(head, large);
+  const Tensor x = voxmamba::testing::random_tensor({1, 16, 16, 16, 1}, 5).to(gpu);
+  for (DType activations : {DType::f16, DType::bf16}) {
+    const Tensor base = VoxMambaNet(config, seeded, gpu, activations).forward(x).to(Device::cpu());
+    Tensor shifted;
+    ASSERT_EQ(error_of([&] { shifted = VoxMambaNet(config, large_head, gpu, activations).forward(x); }), "")
+        << dtype_name(activations);
+    shifted = shifted.to(Device::cpu());
+    ASSERT_EQ(shifted.shape(), base.shape());
+    const std::int64_t classes = base.dim(4);
+    for (std::int64_t i = 0; i < base.numel(); ++i) {
+      const double expected = base.data<float>()[i] + (i % classes == 0 ? shift : 0.0);
+      // The rest of the network is the same in both: one float32 rounding of the bias's sum
+      // apart, half a unit in the last place at 2^16, 2^-8. A bias rounded to bfloat16 would
+      // be off by about 160, and one in float16 would be an infinity.
+      ASSERT_NEAR(shifted.data<float>()[i], expected, 1.0 / 128) << dtype_name(activations) << " at " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace voxmamba::models
