@@ -1,7 +1,8 @@
 // Weights that the GPU holds in float16 are checked against that range when a model loads,
 // so that a weight past 65504 is refused with its name instead of surfacing as non-finite
 // logits: the check itself on the CPU, and the loader's use of it on the GPU (fp16 holds the
-// dense and linear weights in float16; both 16-bit types the deformable convs' tap weights).
+// dense and linear weights in float16, and the biases of linear maps with float16 outputs;
+// both 16-bit types the deformable convs' tap weights).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -102,7 +103,7 @@ TEST(Float16Range, GpuLoaderRefusesWeightsBeyondFloat16WhereItHoldsThemSo) {
 
 // A linear map's bias is held in float16 only where its output is float16: fc1's is refused
 // past 65504 in fp16, while the head's, which makes the float32 logits, is added in float32
-// in every type and reaches the logits unrounded.
+// in every type and reaches the logits without a 16-bit rounding.
 TEST(Float16Range, LinearBiasIsCheckedOnlyWhereItsOutputIsFloat16) {
   VOXMAMBA_REQUIRE_CUDA_DEVICE();
   NetworkConfig config = small_deformable_config();
