@@ -64,41 +64,45 @@ NetworkConfig small_deformable_config() {
   return config;
 }
 
+// `parameters` with the first value of tensor `name` set to `value`, sharing the storage of
+// the others.
+ParameterMap with_first_value(const ParameterMap& parameters, const std::string& name, float value) {
+  ParameterMap changed = parameters;
+  Tensor tensor = changed.at(name).clone();
+  tensor.data<float>()[0] = value;
+  changed.at(name) = tensor;
+  return changed;
+}
+
+// What loading the network on the GPU says, or "" when it loads.
+std::string gpu_load_error(const NetworkConfig& config, const ParameterMap& parameters, DType activations) {
+  return error_of([&] { VoxMambaNet(config, parameters, Device::cuda(0), activations); });
+}
+
 TEST(Float16Range, GpuLoaderRefusesWeightsBeyondFloat16WhereItHoldsThemSo) {
   VOXMAMBA_REQUIRE_CUDA_DEVICE();
   const NetworkConfig config = small_deformable_config();
-  const Device gpu = Device::cuda(0);
   const ParameterMap seeded = initialize_parameters(config, 2);
-  const auto with_value = [&](const std::string& name, float value) {
-    ParameterMap parameters = seeded;  // sharing seeded's storage but for the tensor changed
-    Tensor changed = parameters.at(name).clone();
-    changed.data<float>()[0] = value;
-    parameters.at(name) = changed;
-    return parameters;
-  };
-  const auto load_error = [&](const ParameterMap& parameters, DType activations) {
-    return error_of([&] { VoxMambaNet(config, parameters, gpu, activations); });
-  };
   // A dense conv's weight: float16 holds it in fp16 only.
-  const ParameterMap dense = with_value("decoder/dec0/res/conv1/weight", 1e5f);
-  const std::string fp16 = load_error(dense, DType::f16);
+  const ParameterMap dense = with_first_value(seeded, "decoder/dec0/res/conv1/weight", 1e5f);
+  const std::string fp16 = gpu_load_error(config, dense, DType::f16);
   EXPECT_NE(fp16.find("decoder/dec0/res/conv1"), std::string::npos) << fp16;
   EXPECT_NE(fp16.find("--precision bf16 or fp32"), std::string::npos) << fp16;
-  EXPECT_EQ(load_error(dense, DType::bf16), "");
-  EXPECT_EQ(load_error(dense, DType::f32), "");
+  EXPECT_EQ(gpu_load_error(config, dense, DType::bf16), "");
+  EXPECT_EQ(gpu_load_error(config, dense, DType::f32), "");
   // A deformable conv's tap weight: float16 in both 16-bit types.
   const std::string tap = "encoder/stages/1/blocks/0/dlka/lka/dw7/weight";
-  const ParameterMap deformable = with_value(tap, -7e4f);
+  const ParameterMap deformable = with_first_value(seeded, tap, -7e4f);
   for (DType activations : {DType::bf16, DType::f16}) {
-    const std::string message = load_error(deformable, activations);
+    const std::string message = gpu_load_error(config, deformable, activations);
     EXPECT_NE(message.find("tensor '" + tap + "'"), std::string::npos)
         << dtype_name(activations) << ": " << message;
     EXPECT_NE(message.find("--precision fp32"), std::string::npos) << message;
   }
-  EXPECT_EQ(load_error(deformable, DType::f32), "");
+  EXPECT_EQ(gpu_load_error(config, deformable, DType::f32), "");
   // Weights within range load in every type.
   for (DType activations : {DType::f32, DType::bf16, DType::f16})
-    EXPECT_EQ(load_error(seeded, activations), "");
+    EXPECT_EQ(gpu_load_error(config, seeded, activations), "");
 }
 
 // A linear map's bias is held in float16 only where its output is float16: fc1's is refused
@@ -111,24 +115,17 @@ TEST(Float16Range, LinearBiasIsCheckedOnlyWhereItsOutputIsFloat16) {
   config.hidden = 32;
   const Device gpu = Device::cuda(0);
   const ParameterMap seeded = initialize_parameters(config, 3);
-  const auto with_first = [&](const std::string& name, float value) {
-    ParameterMap parameters = seeded;
-    Tensor changed = parameters.at(name).clone();
-    changed.data<float>()[0] = value;
-    parameters.at(name) = changed;
-    return parameters;
-  };
   const std::string fc1 = "encoder/stages/0/out/mlp/fc1/bias";
-  const ParameterMap large_fc1 = with_first(fc1, 1e5f);
-  const std::string message = error_of([&] { VoxMambaNet(config, large_fc1, gpu, DType::f16); });
+  const ParameterMap large_fc1 = with_first_value(seeded, fc1, 1e5f);
+  const std::string message = gpu_load_error(config, large_fc1, DType::f16);
   EXPECT_NE(message.find("tensor '" + fc1 + "'"), std::string::npos) << message;
   EXPECT_NE(message.find("--precision bf16 or fp32"), std::string::npos) << message;
-  EXPECT_EQ(error_of([&] { VoxMambaNet(config, large_fc1, gpu, DType::bf16); }), "");
+  EXPECT_EQ(gpu_load_error(config, large_fc1, DType::bf16), "");
 
   const std::string head = "decoder/head/out/bias";
   const float large = 1e5f;
   const double shift = double(large) - seeded.at(head).data<float>()[0];
-  const ParameterMap large_head = with_first(head, large);
+  const ParameterMap large_head = with_first_value(seeded, head, large);
   const Tensor x = voxmamba::testing::random_tensor({1, 16, 16, 16, 1}, 5).to(gpu);
   for (DType activations : {DType::f16, DType::bf16}) {
     const Tensor base = VoxMambaNet(config, seeded, gpu, activations).forward(x).to(Device::cpu());
