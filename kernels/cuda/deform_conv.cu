@@ -501,6 +501,8 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     // three groups would leave most of the GPU idle while each thread walks all 343 taps.
     constexpr int kGroup = 16 / sizeof(T);
     const std::int64_t slots = voxel_slots(g);
+    // Asked once: both the choice of groups and the sampling path below depend on it.
+    const bool copyable = can_make_half_sample_copy(x);
     // Offsets rows of a multiple of 16 bytes (the model pads them so) are read in chunks with
     // float16 samples (kChunkedOffsets).
     const bool chunked = (g.offset_stride * static_cast<std::int64_t>(sizeof(T))) % 16 == 0 &&
@@ -545,7 +547,7 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
       // (kPackedCorners, halo_corners_of); bfloat16 that cannot be copied is summed in float.
       constexpr bool kFloat16Groups = std::is_same_v<T, f16> && G == 8;
       if constexpr (G == 8 && (kHalfSamples<T> || kFloat16Groups)) {
-        if (can_make_half_sample_copy(x)) {
+        if (copyable) {
           const HalfSampleCopy copy = make_half_sample_copy(x);
           const float* absmax = copy.absmax.defined() ? ptr(copy.absmax) : nullptr;
           g.copy = copy.layout;
@@ -566,7 +568,7 @@ Tensor deform_dwconv3d(const Tensor& x, const Tensor& offsets, const Tensor& wei
     const std::int64_t enough_threads = std::int64_t(512) * multiprocessor_count();
     // Float16 is read in groups only from its copy (halo_corners_of); one it cannot have (an
     // unaligned view, or a sample near 2^31 elements) is read a channel at a time.
-    const bool groups = g.C % kGroup == 0 && (!std::is_same_v<T, f16> || can_make_half_sample_copy(x));
+    const bool groups = g.C % kGroup == 0 && (!std::is_same_v<T, f16> || copyable);
     const auto fits = [&](int per_thread) {
       return groups && g.C % (per_thread * kGroup) == 0 && slots * (g.C / (per_thread * kGroup)) >= enough_threads;
     };
