@@ -10,9 +10,9 @@
 // shared memory, tiles of 64 rows staged so that each row leaves in 16-byte stores). At 64^3
 // it took 390 us where cuBLAS takes 323 (fp16), and the forward went from 34.06 / 34.08 to
 // 34.29 / 34.29 ms (fp16) and from 34.35 / 34.42 to 34.48 / 34.49 ms (bf16). Tried again
-// (against 09df3b2, one run on each GPU): the whole weight resident
-// (1032 x 48 values, 116 KB; 96 -> 1032 in two column shares), mma.sync with B through
-// ldmatrix, 16 warps a block. With each warp writing its 16 x 64 products from its own staging
+// (against 09df3b2, one run on each GPU): the whole weight resident (1032 x 48 values,
+// 116 KB; 96 -> 1032 in two column shares), mma.sync with B through ldmatrix, 16 warps a
+// block. With each warp writing its 16 x 64 products from its own staging
 // rows (H200), stage 0's maps took 324 / 114 us (ncu) and the bf16 forward 29.50 / 29.46 ->
 // 29.76 / 29.74 ms; with a block's warps staging a whole tile of rows and the block writing it
 // as one contiguous span (H100), 438 / 184 us against cuBLASLt's 470 / 128 (ncu, where its
