@@ -11,7 +11,8 @@
 // network.md initialises them, unless --offset-scale S draws them in [-S, S] (as `voxmamba
 // init --offset-scale` does): the deformable convs' memory traffic depends on the offsets, and
 // a trained model's are not zero. Times are CUDA events on a GPU, after
-// one warm-up pass (which also picks the cuDNN algorithms). --profile 1 adds one pass in
+// one warm-up pass (which also picks the cuDNN algorithms), whose wall time is
+// "first_forward_ms". --profile 1 adds one pass in
 // which every op waits for the device, timed per op and per op class, as "op_ms" and
 // "class_ms"; its total exceeds the median. --graph 1 (GPU) times the forward as the sliding
 // window runs it: recorded once as a CUDA graph (models/graphed_forward.h), then each pass
@@ -127,9 +128,13 @@ int main(int argc, char** argv) {
     if (graph && device.is_cpu()) throw Error("--graph 1 records CUDA graphs: it needs --device cuda");
     models::GraphedForward forward(*net, graph != 0);
     // Warm-up: page faults, BLAS buffers, cuDNN algorithm search, the device caches; with
-    // --graph 1 also the recording.
+    // --graph 1 also the recording. Its wall time is what a fresh process pays before the
+    // first result (`voxmamba segment` pays it once per run), so it is reported too.
+    const auto warmup_start = std::chrono::steady_clock::now();
     forward.forward(input);
     kernels::synchronize(device);
+    const double first_forward_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - warmup_start).count();
     kernels::reset_cuda_peak_memory();
     std::vector<double> ms, host_ms;
     for (int r = 0; r < repeats; ++r) {
@@ -157,8 +162,9 @@ int main(int argc, char** argv) {
                 device.is_cpu() ? kernels::cpu::gemm_backend_name() : "cublas+cudnn", repeats,
                 device.is_cpu() ? "wall clock" : "cuda events");
     for (std::size_t i = 0; i < ms.size(); ++i) std::printf("%s%.2f", i ? ", " : "", ms[i]);
-    std::printf("], \"median_ms\": %.2f, \"min_ms\": %.2f, \"gflop\": %.2f, \"tflop_per_s\": %.2f", median, sorted[0],
-                flops / 1e9, flops / 1e12 / (median / 1e3));
+    std::printf("], \"median_ms\": %.2f, \"min_ms\": %.2f, \"first_forward_ms\": %.1f, \"gflop\": %.2f, "
+                "\"tflop_per_s\": %.2f",
+                median, sorted[0], first_forward_ms, flops / 1e9, flops / 1e12 / (median / 1e3));
     if (model_path.empty()) std::printf(", \"offset_scale\": %g", offset_scale);
     if (!device.is_cpu()) {
       // How long the host takes to queue a forward (the median): with it far below median_ms,
