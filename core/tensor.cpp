@@ -1,8 +1,10 @@
 #include "core/tensor.h"
 
-#include <cmath>
+#include <atomic>
 #include <cstring>
 #include <sstream>
+
+#include "core/thread_pool.h"
 
 namespace voxmamba {
 
@@ -86,9 +88,23 @@ void Tensor::copy_from(const Tensor& source) {
 
 std::int64_t count_non_finite(const Tensor& t) {
   const float* data = t.data<float>();
-  std::int64_t bad = 0;
-  for (std::int64_t i = 0; i < t.numel(); ++i) bad += std::isfinite(data[i]) ? 0 : 1;
-  return bad;
+  const std::int64_t count = t.numel();
+  // NaN and infinity are the floats whose exponent bits are all ones. Tested on the bits, with
+  // the count hoisted out of the loop, the scan vectorises: loading base's 60 million weights
+  // checks every one, and every volume read is checked. Ranges of at least 2^20 values (4 MiB)
+  // a thread, so that small tensors stay on the caller's.
+  constexpr std::uint32_t kExponent = 0x7f800000u;
+  std::atomic<std::int64_t> bad{0};
+  parallel_for(count, std::int64_t(1) << 20, [&](std::int64_t begin, std::int64_t end) {
+    std::int64_t bad_here = 0;
+    for (std::int64_t i = begin; i < end; ++i) {
+      std::uint32_t bits;
+      std::memcpy(&bits, data + i, sizeof bits);
+      bad_here += (bits & kExponent) == kExponent;
+    }
+    bad += bad_here;
+  });
+  return bad.load();
 }
 
 void Tensor::check_access(DType requested) const {

@@ -6,6 +6,13 @@
 #include <string>
 
 namespace voxmamba {
+namespace {
+// Set while this thread runs a parallel_for body. A parallel_for called from inside one (a
+// helper such as count_non_finite that parallelises itself, called from a parallel loop) runs
+// on the calling thread: the pool holds one job at a time, and a second would overwrite the
+// first's.
+thread_local bool inside_body = false;
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < std::max(1, threads); ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -31,8 +38,11 @@ void ThreadPool::run_chunks() {
     }
     const std::int64_t end = std::min(count_, begin + chunk_);
     try {
+      inside_body = true;
       (*body_)(begin, end);
+      inside_body = false;
     } catch (...) {
+      inside_body = false;
       std::lock_guard<std::mutex> lock(mutex_);
       if (!error_) error_ = std::current_exception();
     }
@@ -62,7 +72,7 @@ void ThreadPool::parallel_for(std::int64_t count, std::int64_t grain,
                               const std::function<void(std::int64_t, std::int64_t)>& body) {
   if (count <= 0) return;
   grain = std::max<std::int64_t>(1, grain);
-  if (workers_.empty() || count <= grain) {
+  if (workers_.empty() || count <= grain || inside_body) {
     body(0, count);
     return;
   }

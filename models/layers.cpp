@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/thread_pool.h"
+
 namespace voxmamba::models {
 namespace {
 constexpr float kNormEpsilon = 1e-5f;  // network.md: LayerNorm and InstanceNorm
@@ -30,43 +32,60 @@ void require_float16_range(const Tensor& host, const std::string& what, const st
   // network's 60 million parameters in fp16 costs no more than a pass over them.
   constexpr float kFirstOverflow = 65520.0f;
   const float* values = host.data<float>();
-  for (std::int64_t i = 0; i < host.numel(); ++i) {
+  const std::int64_t count = host.numel();
+  for (std::int64_t i = 0; i < count; ++i) {
     if (std::isfinite(values[i]) && std::fabs(values[i]) >= kFirstOverflow) {
       throw Error(what + " holds " + std::to_string(values[i]) + ", beyond float16's range (65504): " + why);
     }
   }
 }
 
-Tensor pack_conv3d_weight(const Tensor& weight) {
-  const std::int64_t out = weight.dim(0), in = weight.dim(1), taps = weight.numel() / (out * in);
-  Tensor packed = Tensor::empty({taps, in, out});
+namespace {
+
+// packed[n][c][b][a] = weight[n][a][b][c]: the one reordering behind every packed layout below.
+// In 64 x 64 tiles of (a, c), so that a tile's reads and writes both stay in the L1 cache, and
+// in parallel over (n, b, a-tile): loading base (60 million parameters) packed them one value
+// at a time, striding through memory on one thread, most of the model's load time.
+Tensor swap_outer_and_inner(const Tensor& weight, const Shape& packed_shape, std::int64_t batch, std::int64_t A,
+                            std::int64_t B, std::int64_t C) {
+  constexpr std::int64_t kTile = 64;
+  Tensor packed = Tensor::empty(packed_shape);
   const float* src = weight.data<float>();
   float* dst = packed.data<float>();
-  for (std::int64_t o = 0; o < out; ++o)
-    for (std::int64_t i = 0; i < in; ++i)
-      for (std::int64_t t = 0; t < taps; ++t) dst[(t * in + i) * out + o] = src[(o * in + i) * taps + t];
+  const std::int64_t a_tiles = (A + kTile - 1) / kTile;
+  // At least about 2^16 values a task, so that small weights stay on the caller's thread.
+  const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t(1) << 16) / std::max<std::int64_t>(1, kTile * C));
+  parallel_for(batch * B * a_tiles, grain, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t task = begin; task < end; ++task) {
+      const std::int64_t n = task / (B * a_tiles), b = task / a_tiles % B, a0 = task % a_tiles * kTile;
+      const std::int64_t a1 = std::min(A, a0 + kTile);
+      for (std::int64_t c0 = 0; c0 < C; c0 += kTile) {
+        const std::int64_t c1 = std::min(C, c0 + kTile);
+        for (std::int64_t a = a0; a < a1; ++a) {
+          const float* from = src + ((n * A + a) * B + b) * C;
+          for (std::int64_t c = c0; c < c1; ++c) dst[((n * C + c) * B + b) * A + a] = from[c];
+        }
+      }
+    }
+  });
   return packed;
+}
+
+}  // namespace
+
+Tensor pack_conv3d_weight(const Tensor& weight) {
+  const std::int64_t out = weight.dim(0), in = weight.dim(1), taps = weight.numel() / (out * in);
+  return swap_outer_and_inner(weight, {taps, in, out}, 1, out, in, taps);
 }
 
 Tensor pack_linear_weight(const Tensor& weight) {
   const std::int64_t out = weight.dim(0), in = weight.numel() / out;
-  Tensor packed = Tensor::empty({in, out});
-  const float* src = weight.data<float>();
-  float* dst = packed.data<float>();
-  for (std::int64_t o = 0; o < out; ++o)
-    for (std::int64_t i = 0; i < in; ++i) dst[i * out + o] = src[o * in + i];
-  return packed;
+  return swap_outer_and_inner(weight, {in, out}, 1, out, 1, in);
 }
 
 Tensor pack_conv_transpose_weight(const Tensor& weight) {
   const std::int64_t in = weight.dim(0), out = weight.dim(1);
-  Tensor packed = Tensor::empty({in, 8, out});
-  const float* src = weight.data<float>();
-  float* dst = packed.data<float>();
-  for (std::int64_t i = 0; i < in; ++i)
-    for (std::int64_t o = 0; o < out; ++o)
-      for (std::int64_t s = 0; s < 8; ++s) dst[(i * 8 + s) * out + o] = src[(i * out + o) * 8 + s];
-  return packed;
+  return swap_outer_and_inner(weight, {in, 8, out}, in, out, 1, 8);
 }
 
 Conv3dLayer Conv3dLayer::load(const ParameterReader& reader, const kernels::ConvParams& params, bool with_bias) {

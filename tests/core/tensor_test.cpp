@@ -101,6 +101,24 @@ TEST(Tensor, CountsNonFiniteElements) {
   EXPECT_THROW(count_non_finite(Tensor::zeros({3}, DType::i32)), Error);
 }
 
+TEST(Tensor, CountsNonFiniteElementsAcrossParallelRanges) {
+  // Over 2^20 values the count is made in ranges on several threads: non-finite values at both
+  // ends, at a range's likely edges and beside them, and the subnormal, negative-zero and
+  // largest floats that share no exponent pattern with them, are each counted once or not at all.
+  const std::int64_t count = (std::int64_t(1) << 22) + 37;
+  Tensor t = Tensor::full({count}, -2.25f);
+  float* data = t.data<float>();
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::int64_t bad[] = {0, (1 << 20) - 1, 1 << 20, (1 << 21) + 5, count - 1};
+  for (const std::int64_t i : bad) data[i] = (i % 2) ? nan : -inf;
+  data[7] = std::numeric_limits<float>::denorm_min();
+  data[(1 << 20) + 1] = -0.0f;
+  data[count - 2] = -std::numeric_limits<float>::max();
+  EXPECT_EQ(count_non_finite(t), 5);
+  data[count / 2] = std::numeric_limits<float>::signaling_NaN();
+  EXPECT_EQ(count_non_finite(t), 6);
+}
+
 TEST(Tensor, ZerosAndFull) {
   Tensor z = Tensor::zeros({3, 7}, DType::i32);
   for (int i = 0; i < 21; ++i) EXPECT_EQ(z.data<std::int32_t>()[i], 0);

@@ -35,6 +35,28 @@ TEST(ThreadPool, RethrowsAnErrorFromABodyAndStaysUsable) {
   EXPECT_EQ(sum.load(), 4950);
 }
 
+TEST(ThreadPool, RunsAParallelForInsideABodyOnThatBodysThread) {
+  // Each outer range runs an inner parallel_for over 1000 indices; the inner loops must not
+  // take over the pool from the outer one: every (outer, inner) pair is visited exactly once.
+  ThreadPool pool(4);
+  constexpr std::int64_t kOuter = 64, kInner = 1000;
+  std::vector<std::atomic<int>> hits(kOuter * kInner);
+  pool.parallel_for(kOuter, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t o = begin; o < end; ++o) {
+      pool.parallel_for(kInner, 10, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) hits[o * kInner + i]++;
+      });
+    }
+  });
+  for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+  // And the pool still runs an ordinary job in parallel afterwards.
+  std::atomic<std::int64_t> sum{0};
+  pool.parallel_for(100, 1, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 4950);
+}
+
 TEST(ThreadPool, ManySmallJobsInARow) {
   ThreadPool pool(2);
   std::atomic<std::int64_t> total{0};
