@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <sstream>
@@ -44,7 +45,7 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
 Tensor Tensor::full(const Shape& shape, float value) {
   Tensor tensor = empty(shape);
   float* out = tensor.data<float>();
-  for (std::int64_t i = 0; i < tensor.numel(); ++i) out[i] = value;
+  std::fill(out, out + tensor.numel(), value);
   return tensor;
 }
 

@@ -75,11 +75,27 @@ TEST_F(SegmentCommandTest, LabelMapHasTheInputsObliqueAnisotropicGeometry) {
   const io::Volume labels = io::read_image(path("seg.nii.gz"));
   expect_same_geometry(labels.geometry, geometry);
   EXPECT_EQ(labels.pixel_type, "uint8");
-  std::int64_t total = 0;
+  // The statistics count each label of the written map, and its volume at the input's spacing.
+  std::int64_t counted[3] = {0, 0, 0};
+  for (std::int64_t i = 0; i < labels.voxels.numel(); ++i) {
+    const float label = labels.voxels.data<float>()[i];
+    ASSERT_TRUE(label == 0.0f || label == 1.0f || label == 2.0f) << label;
+    ++counted[static_cast<int>(label)];
+  }
   const nlohmann::json stats = nlohmann::json::parse(read_bytes(path("s.json")));
-  for (const auto& [label, entry] : stats["scan.nii.gz"]["labels"].items()) total += entry["voxels"].get<std::int64_t>();
+  const nlohmann::json& by_label = stats["scan.nii.gz"]["labels"];
+  ASSERT_EQ(by_label.size(), 3u) << by_label.dump();  // every class, also one with no voxels
+  // At the spacing as the files hold it (NIfTI stores it in float32).
+  const io::Geometry& stored = labels.geometry;
+  const double voxel_ml = stored.spacing[0] * stored.spacing[1] * stored.spacing[2] / 1000.0;
+  std::int64_t total = 0;
+  for (int k = 0; k < 3; ++k) {
+    const nlohmann::json& entry = by_label.at(std::to_string(k));
+    EXPECT_EQ(entry["voxels"].get<std::int64_t>(), counted[k]) << "label " << k;
+    EXPECT_NEAR(entry["volume_ml"].get<double>(), static_cast<double>(counted[k]) * voxel_ml, 1e-9) << "label " << k;
+    total += entry["voxels"].get<std::int64_t>();
+  }
   EXPECT_EQ(total, 37 * 29 * 18);
-  for (std::int64_t i = 0; i < labels.voxels.numel(); ++i) ASSERT_LE(labels.voxels.data<float>()[i], 2.0f);
 }
 
 TEST_F(SegmentCommandTest, ProbabilitiesAndLargestComponent) {
