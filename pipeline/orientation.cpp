@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/thread_pool.h"
+
 namespace voxmamba::pipeline {
 namespace {
 
@@ -68,20 +70,24 @@ Tensor permute(const Tensor& volume, const AxisMapping& m, bool to_canonical) {
   auto* dst = static_cast<unsigned char*>(result.raw_data());
   const std::array<std::int64_t, 3>& canonical_size = to_canonical ? out_size : in_size;
   const std::array<std::int64_t, 3>& input_size = to_canonical ? in_size : out_size;
-  std::array<std::int64_t, 3> c{}, i{};
-  for (c[2] = 0; c[2] < canonical_size[2]; ++c[2])
-    for (c[1] = 0; c[1] < canonical_size[1]; ++c[1])
-      for (c[0] = 0; c[0] < canonical_size[0]; ++c[0]) {
-        for (int a = 0; a < 3; ++a) {
-          const int s = m.source[a];
-          i[s] = m.flip[a] ? input_size[s] - 1 - c[a] : c[a];
+  // Slices of the canonical volume in parallel: each voxel is written once, by its slice's task
+  // (one thread took 58-126 ms a 256^3 volume each way, on the GPU machine's CPU).
+  parallel_for(canonical_size[2], 1, [&](std::int64_t first, std::int64_t last) {
+    std::array<std::int64_t, 3> c{}, i{};
+    for (c[2] = first; c[2] < last; ++c[2])
+      for (c[1] = 0; c[1] < canonical_size[1]; ++c[1])
+        for (c[0] = 0; c[0] < canonical_size[0]; ++c[0]) {
+          for (int a = 0; a < 3; ++a) {
+            const int s = m.source[a];
+            i[s] = m.flip[a] ? input_size[s] - 1 - c[a] : c[a];
+          }
+          const std::int64_t canonical_index = (c[2] * canonical_size[1] + c[1]) * canonical_size[0] + c[0];
+          const std::int64_t input_index = (i[2] * input_size[1] + i[1]) * input_size[0] + i[0];
+          const std::int64_t from = to_canonical ? input_index : canonical_index;
+          const std::int64_t to = to_canonical ? canonical_index : input_index;
+          std::memcpy(dst + to * element, src + from * element, element);
         }
-        const std::int64_t canonical_index = (c[2] * canonical_size[1] + c[1]) * canonical_size[0] + c[0];
-        const std::int64_t input_index = (i[2] * input_size[1] + i[1]) * input_size[0] + i[0];
-        const std::int64_t from = to_canonical ? input_index : canonical_index;
-        const std::int64_t to = to_canonical ? canonical_index : input_index;
-        std::memcpy(dst + to * element, src + from * element, element);
-      }
+  });
   return result;
 }
 
