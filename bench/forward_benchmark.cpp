@@ -162,9 +162,10 @@ int main(int argc, char** argv) {
                 device.is_cpu() ? kernels::cpu::gemm_backend_name() : "cublas+cudnn", repeats,
                 device.is_cpu() ? "wall clock" : "cuda events");
     for (std::size_t i = 0; i < ms.size(); ++i) std::printf("%s%.2f", i ? ", " : "", ms[i]);
-    std::printf("], \"median_ms\": %.2f, \"min_ms\": %.2f, \"first_forward_ms\": %.1f, \"gflop\": %.2f, "
-                "\"tflop_per_s\": %.2f",
-                median, sorted[0], first_forward_ms, flops / 1e9, flops / 1e12 / (median / 1e3));
+    std::printf(
+        "], \"median_ms\": %.2f, \"min_ms\": %.2f, \"first_forward_ms\": %.1f, \"gflop\": %.2f, "
+        "\"tflop_per_s\": %.2f",
+        median, sorted[0], first_forward_ms, flops / 1e9, flops / 1e12 / (median / 1e3));
     if (model_path.empty()) std::printf(", \"offset_scale\": %g", offset_scale);
     if (!device.is_cpu()) {
       // How long the host takes to queue a forward (the median): with it far below median_ms,

@@ -46,15 +46,16 @@ namespace {
 // In 64 x 64 tiles of (a, c), so that a tile's reads and writes both stay in the L1 cache, and
 // in parallel over (n, b, a-tile): loading base (60 million parameters) packed them one value
 // at a time, striding through memory on one thread, most of the model's load time.
-Tensor swap_outer_and_inner(const Tensor& weight, const Shape& packed_shape, std::int64_t batch, std::int64_t A,
-                            std::int64_t B, std::int64_t C) {
+Tensor swap_outer_and_inner(const Tensor& weight, const Shape& packed_shape, std::int64_t batch,
+                            std::int64_t A, std::int64_t B, std::int64_t C) {
   constexpr std::int64_t kTile = 64;
   Tensor packed = Tensor::empty(packed_shape);
   const float* src = weight.data<float>();
   float* dst = packed.data<float>();
   const std::int64_t a_tiles = (A + kTile - 1) / kTile;
   // At least about 2^16 values a task, so that small weights stay on the caller's thread.
-  const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t(1) << 16) / std::max<std::int64_t>(1, kTile * C));
+  const std::int64_t grain =
+      std::max<std::int64_t>(1, (std::int64_t(1) << 16) / std::max<std::int64_t>(1, kTile * C));
   parallel_for(batch * B * a_tiles, grain, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t task = begin; task < end; ++task) {
       const std::int64_t n = task / (B * a_tiles), b = task / a_tiles % B, a0 = task % a_tiles * kTile;

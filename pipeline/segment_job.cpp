@@ -158,11 +158,14 @@ CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const Inf
   const std::int32_t* label = labels.data<std::int32_t>();
   const std::int64_t voxels = labels.numel();
   for (std::int64_t i = 0; i < voxels; ++i) {
-    if (label[i] < 0 || label[i] >= classes) throw Error(c.output, "label " + std::to_string(label[i]) + " out of range");
+    if (label[i] < 0 || label[i] >= classes) {
+      throw Error(c.output, "label " + std::to_string(label[i]) + " out of range");
+    }
     ++counts[static_cast<std::size_t>(label[i])];
   }
   for (int k = 0; k < classes; ++k) {
-    result.labels[k] = {counts[static_cast<std::size_t>(k)], static_cast<double>(counts[static_cast<std::size_t>(k)]) * voxel_ml};
+    const std::int64_t count = counts[static_cast<std::size_t>(k)];
+    result.labels[k] = {count, static_cast<double>(count) * voxel_ml};
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

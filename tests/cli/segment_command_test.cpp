@@ -92,7 +92,8 @@ TEST_F(SegmentCommandTest, LabelMapHasTheInputsObliqueAnisotropicGeometry) {
   for (int k = 0; k < 3; ++k) {
     const nlohmann::json& entry = by_label.at(std::to_string(k));
     EXPECT_EQ(entry["voxels"].get<std::int64_t>(), counted[k]) << "label " << k;
-    EXPECT_NEAR(entry["volume_ml"].get<double>(), static_cast<double>(counted[k]) * voxel_ml, 1e-9) << "label " << k;
+    EXPECT_NEAR(entry["volume_ml"].get<double>(), static_cast<double>(counted[k]) * voxel_ml, 1e-9)
+        << "label " << k;
     total += entry["voxels"].get<std::int64_t>();
   }
   EXPECT_EQ(total, 37 * 29 * 18);
