@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -92,6 +93,29 @@ INSTANTIATE_TEST_SUITE_P(Formats, ImageRoundTrip, ::testing::Values(".nii.gz", "
                            for (char& c : name) c = c == '.' ? '_' : c;
                            return name;
                          });
+
+// A .nii.gz is ITK's plain .nii of the same image, compressed by the thread pool in chunks
+// (io/parallel_gzip.h): GNU gzip decompresses it to exactly those bytes. 1 MiB of voxels makes
+// several chunks; no temporary is left beside the two files.
+TEST(GzippedNifti, DecompressesToThePlainNiftiOfTheSameImage) {
+  TempFolder folder("gzipped_nifti");
+  const Geometry geometry = oblique_geometry({64, 64, 64});
+  const Tensor voxels = random_tensor({64, 64, 64, 1}, 5, -1000, 3000);
+  write_float_image(folder.file("image.nii"), voxels, geometry);
+  write_float_image(folder.file("image.nii.gz"), voxels, geometry);
+  ASSERT_EQ(run_shell("gzip -dc '" + folder.file("image.nii.gz") + "' > '" + folder.file("unzipped") + "'"),
+            0);
+  const std::string plain = read_bytes(folder.path() / "image.nii");
+  EXPECT_GT(plain.size(), std::size_t(64 * 64 * 64 * 4));
+  EXPECT_TRUE(read_bytes(folder.path() / "unzipped") == plain)
+      << "the decompressed file differs from the .nii";
+  fs::remove(folder.path() / "unzipped");
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(folder.path()))
+    names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"image.nii", "image.nii.gz"}));
+}
 
 // Geometry of `files` by an independent reader: nibabel's affine (RAS) turned into ITK's
 // LPS size/spacing/origin/direction, or pydicom's tags for DICOM files.
