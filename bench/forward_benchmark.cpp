@@ -153,14 +153,15 @@ int main(int argc, char** argv) {
     const double flops = bench::forward_flops(config, static_cast<int>(shape[1])) *
                          (static_cast<double>(shape[2]) * static_cast<double>(shape[3]) / (cube * cube)) *
                          static_cast<double>(shape[0]);
-    std::printf("{\"benchmark\": \"forward\", \"device\": \"%s\", \"precision\": \"%s\", \"config\": \"%s\", "
-                "\"input\": [%lld, %lld, %lld, %lld, %lld], \"threads\": %d, \"gemm\": \"%s\", \"repeats\": %d, "
-                "\"timer\": \"%s\", \"ms\": [",
-                device.name().c_str(), precision_label(precision), config_name.c_str(),
-                static_cast<long long>(shape[0]), static_cast<long long>(shape[1]), static_cast<long long>(shape[2]),
-                static_cast<long long>(shape[3]), static_cast<long long>(shape[4]), thread_pool().size(),
-                device.is_cpu() ? kernels::cpu::gemm_backend_name() : "cublas+cudnn", repeats,
-                device.is_cpu() ? "wall clock" : "cuda events");
+    std::printf(
+        "{\"benchmark\": \"forward\", \"device\": \"%s\", \"precision\": \"%s\", \"config\": \"%s\", "
+        "\"input\": [%lld, %lld, %lld, %lld, %lld], \"threads\": %d, \"gemm\": \"%s\", \"repeats\": %d, "
+        "\"timer\": \"%s\", \"ms\": [",
+        device.name().c_str(), precision_label(precision), config_name.c_str(),
+        static_cast<long long>(shape[0]), static_cast<long long>(shape[1]), static_cast<long long>(shape[2]),
+        static_cast<long long>(shape[3]), static_cast<long long>(shape[4]), thread_pool().size(),
+        device.is_cpu() ? kernels::cpu::gemm_backend_name().c_str() : "cublas+cudnn", repeats,
+        device.is_cpu() ? "wall clock" : "cuda events");
     for (std::size_t i = 0; i < ms.size(); ++i) std::printf("%s%.2f", i ? ", " : "", ms[i]);
     std::printf(
         "], \"median_ms\": %.2f, \"min_ms\": %.2f, \"first_forward_ms\": %.1f, \"gflop\": %.2f, "

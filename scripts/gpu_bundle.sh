@@ -45,12 +45,22 @@ if grep -q 'not found' <<<"$ldd_out"; then
   exit 1
 fi
 
+# OpenBLAS is loaded at run time (kernels/cpu/openblas.h), so ldd does not list it: add it,
+# and what it needs, from this machine's linker cache.
+openblas=$(ldconfig -p | awk '$1 == "libopenblas.so.0" && /x86-64/ && !found { print $NF; found = 1 }')
+if [[ -n $openblas ]]; then
+  ldd_out+=$'\n'"	libopenblas.so.0 => $openblas (0x0)"$'\n'"$(ldd "$openblas")"
+else
+  echo "gpu_bundle: no libopenblas.so.0 here: the bundle's CPU GEMMs will use the builtin loop" >&2
+fi
+
 stage=$(mktemp -d /tmp/voxmamba-bundle.XXXXXX)
 trap 'rm -rf -- "$stage"' EXIT
 mkdir -p "$stage/lib"
 packed=() skipped=()
 while read -r name arrow path _; do
   [[ $arrow == "=>" && $path == /* ]] || continue  # the vdso and ld-linux lines have no "=> /path"
+  [[ -e $stage/lib/$name || " ${skipped[*]} " == *" $name "* ]] && continue  # listed twice
   if excluded "$name" "$path"; then
     skipped+=("$name")
   else

@@ -1,40 +1,18 @@
 #include "kernels/cpu/gemm.h"
 
 #include <algorithm>
-#include <mutex>
+#include <string>
 
 #include "core/thread_pool.h"
-
-#ifdef VOXMAMBA_HAVE_OPENBLAS
-#include <cblas.h>
-#endif
+#include "kernels/cpu/openblas.h"
 
 namespace voxmamba::kernels::cpu {
 
-#ifdef VOXMAMBA_HAVE_OPENBLAS
 namespace {
-void use_single_threaded_blas() {
-  // Our pool already splits rows across cores; OpenBLAS threads on top would oversubscribe.
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
-}
-}  // namespace
-
-void gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
-          std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
-  if (M == 0 || N == 0) return;
-  use_single_threaded_blas();
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
-              static_cast<int>(K), 1.0f, A, static_cast<int>(lda), B, static_cast<int>(ldb),
-              accumulate ? 1.0f : 0.0f, C, static_cast<int>(ldc));
-}
-
-const char* gemm_backend_name() { return "openblas"; }
-#else
-void gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
-          std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
-  // Blocked over K so a panel of B stays in cache; the innermost loop runs over contiguous
-  // columns of B and C and vectorises.
+// Blocked over K so a panel of B stays in cache; the innermost loop runs over contiguous
+// columns of B and C and vectorises.
+void builtin_gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
+                  std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
   constexpr std::int64_t kBlockK = 128;
   if (!accumulate) {
     for (std::int64_t m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, 0.0f);
@@ -51,9 +29,24 @@ void gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t
     }
   }
 }
+}  // namespace
 
-const char* gemm_backend_name() { return "builtin"; }
-#endif
+void gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
+          std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
+  if (M == 0 || N == 0) return;
+  if (const OpenBlas* blas = openblas()) {
+    blas->sgemm(kCblasRowMajor, kCblasNoTrans, kCblasNoTrans, static_cast<int>(M), static_cast<int>(N),
+                static_cast<int>(K), 1.0f, A, static_cast<int>(lda), B, static_cast<int>(ldb),
+                accumulate ? 1.0f : 0.0f, C, static_cast<int>(ldc));
+  } else {
+    builtin_gemm(A, B, C, M, N, K, lda, ldb, ldc, accumulate);
+  }
+}
+
+std::string gemm_backend_name() {
+  const OpenBlas* blas = openblas();
+  return blas ? "openblas " + blas->core : "builtin";
+}
 
 void parallel_gemm(const float* A, const float* B, float* C, std::int64_t M, std::int64_t N, std::int64_t K,
                    std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool accumulate) {
