@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -134,7 +135,7 @@ Volume volume_from(const FloatImage* image, std::string pixel_type) {
 }
 
 // NIfTI facts ITK 5.2 gets wrong or does not check (see io/nifti_header.h). Returns the
-// header of a NIfTI-1 file, nothing for other formats; throws for NIfTI-2 and truncation.
+// header of a NIfTI-1 file, nothing for other formats; throws for truncation and NaN voxels.
 std::optional<NiftiHeader> check_nifti(const std::string& path) {
   if (!has_nifti_ending(path)) return std::nullopt;
   NiftiHeader header;
@@ -164,9 +165,7 @@ void apply_sform(const NiftiHeader& header, Geometry& g) {
   // A degenerate sform keeps what ITK derived from the qform.
 }
 
-Volume read_file(const std::string& path) {
-  const std::optional<NiftiHeader> nifti = check_nifti(path);
-  if (nifti && nifti->version == 2) return read_nifti2(path);  // ITK 5.2 reads NIfTI-1 only
+Volume read_with_itk(const std::string& path) {
   itk::ImageIOBase::Pointer io =
       itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
   if (!io) throw Error(path, "not a readable image (unknown format, or a corrupt file)");
@@ -196,9 +195,30 @@ Volume read_file(const std::string& path) {
   } catch (const itk::ExceptionObject& error) {
     throw Error(path, "cannot read the voxels (truncated or corrupt file): " + short_reason(error));
   }
-  Volume volume = volume_from(reader->GetOutput(), pixel_type_name(io));
-  if (nifti && nifti->sform_code > 0) apply_sform(*nifti, volume.geometry);
-  return volume;
+  return volume_from(reader->GetOutput(), pixel_type_name(io));
+}
+
+Volume read_file(const std::string& path) {
+  const int version = has_nifti_ending(path) ? nifti_version(path) : 0;
+  // ITK 5.2 reads NIfTI-1 only; read_nifti2 makes its own checks as it reads.
+  if (version == 2) return read_nifti2(path);
+  // NIfTI-1's checks decompress the whole file, and so does ITK's read after them: side by
+  // side, a 512 x 512 x 300 int16 CT as .nii.gz reads in 0.57 s rather than 0.89 (0.32 for
+  // the checks; the development machine's 2 cores). Their errors come first, as they name
+  // what ITK reads past (a truncated file) or would hand on (NaN voxels).
+  std::future<std::optional<NiftiHeader>> checked;
+  if (version == 1) checked = std::async(std::launch::async, [path] { return check_nifti(path); });
+  std::optional<Volume> volume;
+  std::exception_ptr itk_failure;
+  try {
+    volume = read_with_itk(path);
+  } catch (...) {
+    itk_failure = std::current_exception();
+  }
+  const std::optional<NiftiHeader> nifti = checked.valid() ? checked.get() : std::nullopt;
+  if (itk_failure) std::rethrow_exception(itk_failure);
+  if (nifti && nifti->sform_code > 0) apply_sform(*nifti, volume->geometry);
+  return std::move(*volume);
 }
 
 const DicomSeries& choose_series(const std::string& folder, const std::vector<DicomSeries>& series,

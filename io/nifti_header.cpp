@@ -144,4 +144,19 @@ NiftiHeader read_nifti_header(const std::string& path) {
   return header;
 }
 
+int nifti_version(const std::string& path) {
+  gzFile file = gzopen(path.c_str(), "rb");  // reads plain files too
+  if (file == nullptr) return 0;
+  std::vector<unsigned char> bytes(4);
+  const int count = gzread(file, bytes.data(), 4);
+  gzclose(file);
+  if (count != 4) return 0;
+  for (const bool swap : {false, true}) {
+    const std::int32_t size = read_at<std::int32_t>(bytes, 0, swap);
+    if (size == 348) return 1;
+    if (size == 540) return 2;
+  }
+  return 0;
+}
+
 }  // namespace voxmamba::io

@@ -28,7 +28,10 @@ bool has_nifti_ending(const std::string& path);
 // false for a degenerate (zero-length) axis, leaving the outputs unspecified.
 bool lps_geometry_from_ras_affine(const double ras[3][4], std::array<double, 3>& spacing,
                                   std::array<double, 9>& direction, std::array<double, 3>& origin);
-// Throws Error naming the path when the header cannot be read.
+// Throws Error naming the path when the header cannot be read. Decompresses the whole file.
 NiftiHeader read_nifti_header(const std::string& path);
+// 1 or 2 for a NIfTI-1 or NIfTI-2 file (its first four bytes, in either byte order), 0 for
+// anything else or an unreadable file. Reads only those bytes.
+int nifti_version(const std::string& path);
 
 }  // namespace voxmamba::io

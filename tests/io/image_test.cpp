@@ -224,6 +224,15 @@ TEST(ImageErrors, OneClearLineForEachBadInput) {
   const std::string whole = read_bytes(folder.path() / "whole.nii.gz");
   write_bytes(folder.path() / "cut.nii.gz", whole.substr(0, whole.size() / 2));
   expect_error(folder.file("cut.nii.gz"), "truncated or corrupt");
+  // NaN and infinite voxels, found by the check that runs beside ITK's read, in both NIfTI-1
+  // forms (the plain file is read without zlib's stream).
+  Tensor voxels = random_tensor({8, 8, 8, 1}, 2);
+  voxels.data<float>()[17] = std::nanf("");
+  voxels.data<float>()[300] = -INFINITY;
+  for (const std::string name : {"nan.nii.gz", "nan.nii"}) {
+    write_float_image(folder.file(name), voxels, oblique_geometry({8, 8, 8}));
+    expect_error(folder.file(name), "holds 2 NaN or infinite voxel values");
+  }
 }
 
 TEST(ImageErrors, DicomFolderWithTwoSeriesNeedsAChoice) {
