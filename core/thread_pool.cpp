@@ -76,6 +76,9 @@ void ThreadPool::parallel_for(std::int64_t count, std::int64_t grain,
     body(0, count);
     return;
   }
+  // The pool holds one job: a loop from another thread (a segment job's while an image is
+  // written, say) would overwrite the one in flight, and both would hang.
+  std::lock_guard<std::mutex> one_loop(one_loop_at_a_time_);
   // A few chunks per thread balance uneven work without much locking.
   const std::int64_t target_chunks = static_cast<std::int64_t>(size()) * 4;
   const std::int64_t chunk = std::max(grain, (count + target_chunks - 1) / target_chunks);

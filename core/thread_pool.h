@@ -21,7 +21,9 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls body(begin, end) on disjoint ranges covering [0, count), each at least `grain`
-  // long (except the last). Exceptions from the body are rethrown on the caller.
+  // long (except the last). Exceptions from the body are rethrown on the caller. Callable
+  // from any thread: the pool runs one loop at a time, and a second thread's loop waits for
+  // it; a loop inside a body runs on that body's thread.
   void parallel_for(std::int64_t count, std::int64_t grain,
                     const std::function<void(std::int64_t, std::int64_t)>& body);
 
@@ -30,6 +32,7 @@ class ThreadPool {
   void run_chunks();
 
   std::vector<std::thread> workers_;
+  std::mutex one_loop_at_a_time_;  // held by the thread whose loop the workers run
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -64,6 +65,29 @@ TEST(ThreadPool, ManySmallJobsInARow) {
     pool.parallel_for(8, 1, [&](std::int64_t begin, std::int64_t end) { total += end - begin; });
   }
   EXPECT_EQ(total.load(), 16000);
+}
+
+// Two threads of the program (the segment job and the image reader or writer, say) each
+// running parallel loops on the same pool: each loop still covers its own indices once.
+TEST(ThreadPool, LoopsFromTwoThreadsEachCoverTheirOwnIndices) {
+  ThreadPool pool(4);
+  constexpr int kJobs = 300;
+  constexpr std::int64_t kCount = 257;
+  const auto run = [&pool](std::int64_t* covered) {
+    for (int job = 0; job < kJobs; ++job) {
+      std::vector<std::atomic<int>> hits(kCount);
+      pool.parallel_for(kCount, 2, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) hits[i]++;
+      });
+      for (auto& h : hits) *covered += h.load() == 1;
+    }
+  };
+  std::int64_t first = 0, second = 0;
+  std::thread other(run, &second);
+  run(&first);
+  other.join();
+  EXPECT_EQ(first, kJobs * kCount);
+  EXPECT_EQ(second, kJobs * kCount);
 }
 
 }  // namespace
