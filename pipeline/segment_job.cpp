@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <vector>
@@ -72,11 +73,8 @@ bool folder_holds_images(const std::string& folder) {
 }
 
 // Reads every channel of a case into [D, H, W, C], checking that they share one geometry.
-io::Volume read_case(const Case& c, const std::string& series, int channels) {
-  if (static_cast<int>(c.channel_files.size()) != channels) {
-    throw Error(c.channel_files.front(), "case '" + c.name + "' has " + std::to_string(c.channel_files.size()) +
-                                             " channel file(s) but the model expects " + std::to_string(channels));
-  }
+io::Volume read_case(const Case& c, const std::string& series) {
+  const int channels = static_cast<int>(c.channel_files.size());
   io::Volume first = io::read_image(c.channel_files[0], series);
   if (channels == 1) return first;
   const Shape s = first.voxels.shape();
@@ -93,6 +91,13 @@ io::Volume read_case(const Case& c, const std::string& series, int channels) {
   return first;
 }
 
+// A case's images read on a thread of their own: reading needs neither the model nor the
+// GPU, so the first case is read while the model loads and each next case while the one
+// before it runs. A read's error comes out of get(), in that case's turn.
+std::future<io::Volume> read_case_ahead(const Case& c, const std::string& series) {
+  return std::async(std::launch::async, [&c, &series] { return read_case(c, series); });
+}
+
 // seg.nii.gz -> seg_probabilities.npy, beside the label map.
 std::string probabilities_path(const std::string& output) {
   return output.substr(0, output.size() - image_ending(output).size()) + "_probabilities.npy";
@@ -102,14 +107,21 @@ void check_finite(const Tensor& voxels, const std::string& path) {
   if (count_non_finite(voxels) > 0) throw Error(path, "holds NaN or infinite voxel values");
 }
 
-CaseResult segment_case(const Case& c, const models::VoxMambaNet& net, const InferenceSettings& settings,
-                        const SegmentRequest& request, const ProgressCallback& progress) {
+CaseResult segment_case(const Case& c, std::future<io::Volume>& read, const models::VoxMambaNet& net,
+                        const InferenceSettings& settings, const SegmentRequest& request,
+                        const ProgressCallback& progress) {
   CaseResult result{c.name, c.channel_files.front(), c.output, {}, {}, 0, 0};
   const auto start = std::chrono::steady_clock::now();
   for (const std::string& file : c.channel_files) {
     if (same_file(file, c.output)) throw Error(c.output, "output path equals the input; refusing to overwrite it");
   }
-  io::Volume volume = read_case(c, request.series, net.config().in_channels);
+  io::Volume volume = read.get();
+  const int channels = net.config().in_channels;
+  if (volume.voxels.dim(3) != channels) {
+    throw Error(c.channel_files.front(),
+                "case '" + c.name + "' has " + std::to_string(c.channel_files.size()) +
+                    " channel file(s) but the model expects " + std::to_string(channels));
+  }
   check_finite(volume.voxels, c.channel_files.front());
   // Everything from here to the label map runs in the model's canonical axes.
   const AxisMapping axes = orientation_mapping(volume.geometry.direction, settings.orientation);
@@ -212,7 +224,9 @@ SegmentSummary run_segment(const SegmentRequest& request, const ProgressCallback
   }
   if (!request.stats.empty()) require_writable_folder(request.stats);
   const Device device = choose_device(request.device);
-  const LoadedModel model = load_model(request.model, device, choose_precision(request.precision, device));
+  const DType precision = choose_precision(request.precision, device);
+  std::future<io::Volume> next = read_case_ahead(cases.front(), request.series);
+  const LoadedModel model = load_model(request.model, device, precision);
   const InferenceSettings settings = [&] {
     try {
       return inference_settings_from_json(model.config_json);
@@ -222,9 +236,12 @@ SegmentSummary run_segment(const SegmentRequest& request, const ProgressCallback
   }();
   const models::VoxMambaNet& net = *model.net;
   SegmentSummary summary;
-  for (const Case& c : cases) {
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    std::future<io::Volume> read = std::move(next);
+    if (i + 1 < cases.size()) next = read_case_ahead(cases[i + 1], request.series);
     try {
-      summary.cases.push_back(segment_case(c, net, settings, request, progress));
+      summary.cases.push_back(segment_case(c, read, net, settings, request, progress));
     } catch (const std::exception& error) {
       if (!batch) throw;
       CaseResult failed{c.name, c.channel_files.front(), c.output, error.what(), {}, 0, 0};

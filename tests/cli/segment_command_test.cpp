@@ -180,13 +180,19 @@ TEST_F(SegmentCommandTest, FolderOfCasesGoesOnPastACorruptCase) {
   write_test_image(path("cases/a_0000.nii.gz"), oblique_anisotropic({20, 20, 20}), 2);
   write_bytes(path("cases/b_0000.nii.gz"), "corrupt\n");
   write_test_image(path("cases/c_0000.nrrd"), oblique_anisotropic({17, 19, 16}), 3);
+  // Two channels for a one-channel model: read (ahead, while c runs), then refused in its turn.
+  write_test_image(path("cases/d_0000.nii.gz"), oblique_anisotropic({16, 16, 16}), 5);
+  write_test_image(path("cases/d_0001.nii.gz"), oblique_anisotropic({16, 16, 16}), 6);
   const RunResult result = segment({"-i", path("cases"), "-o", path("out")});
   EXPECT_NE(result.status, 0);
-  EXPECT_NE(result.output.find("1 of 3 case(s) failed: b"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("2 of 4 case(s) failed: b, d"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("b_0000.nii.gz"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("case 'd' has 2 channel file(s) but the model expects 1"), std::string::npos)
+      << result.output;
   EXPECT_TRUE(fs::exists(path("out/a.nii.gz")));
   EXPECT_TRUE(fs::exists(path("out/c.nii.gz")));
   EXPECT_FALSE(fs::exists(path("out/b.nii.gz")));
+  EXPECT_FALSE(fs::exists(path("out/d.nii.gz")));
 }
 
 TEST_F(SegmentCommandTest, BadInputsGetOneClearLineAndTouchNothing) {
