@@ -203,9 +203,9 @@ Volume read_file(const std::string& path) {
   // ITK 5.2 reads NIfTI-1 only; read_nifti2 makes its own checks as it reads.
   if (version == 2) return read_nifti2(path);
   // NIfTI-1's checks decompress the whole file, and so does ITK's read after them: side by
-  // side, a 512 x 512 x 300 int16 CT as .nii.gz reads in 0.57 s rather than 0.89 (0.32 for
-  // the checks; the development machine's 2 cores). Their errors come first, as they name
-  // what ITK reads past (a truncated file) or would hand on (NaN voxels).
+  // side, a 512 x 512 x 300 int16 CT as .nii.gz reads in 0.58-0.64 s rather than 0.89-0.95
+  // (0.32 for the checks; the development machine's 2 cores). Their errors come first, as
+  // they name what ITK reads past (a truncated file) or would hand on (NaN voxels).
   std::future<std::optional<NiftiHeader>> checked;
   if (version == 1) checked = std::async(std::launch::async, [path] { return check_nifti(path); });
   std::optional<Volume> volume;
