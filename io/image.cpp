@@ -57,12 +57,6 @@ std::string short_reason(const itk::ExceptionObject& error) {
   return text.empty() ? "unreadable" : text;
 }
 
-bool is_gzipped_nifti(const std::string& path) {
-  const std::string ending = ".nii.gz";
-  return path.size() >= ending.size() &&
-         path.compare(path.size() - ending.size(), ending.size(), ending) == 0;
-}
-
 bool is_folder(const std::string& path) {
   struct stat info {};
   return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
@@ -272,7 +266,7 @@ void write_image(const std::string& path, const Source* values, const Geometry& 
     }
   };
   write_atomically(path, [&](const std::string& temporary) {
-    if (!is_gzipped_nifti(temporary)) return write_with_itk(temporary, true);
+    if (!has_gzipped_nifti_ending(temporary)) return write_with_itk(temporary, true);
     // ITK writes .nii.gz through one zlib stream on one thread (0.29 s of a 256^3 `segment`
     // on the GPU machine); it writes the plain .nii and the thread pool compresses that at
     // the same level: the same bytes once decompressed.

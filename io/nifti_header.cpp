@@ -48,7 +48,8 @@ bool lps_geometry_from_ras_affine(const double ras[3][4], std::array<double, 3>&
   return true;
 }
 
-bool has_nifti_ending(const std::string& path) { return ends_with(path, ".nii") || ends_with(path, ".nii.gz"); }
+bool has_nifti_ending(const std::string& path) { return ends_with(path, ".nii") || has_gzipped_nifti_ending(path); }
+bool has_gzipped_nifti_ending(const std::string& path) { return ends_with(path, ".nii.gz"); }
 
 // Counts NaN/infinite values of a float32 (`bytes_per_value` 4) or float64 (8) stream fed in
 // arbitrary pieces, from byte `data_offset` on.

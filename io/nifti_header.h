@@ -23,6 +23,7 @@ struct NiftiHeader {
 };
 
 bool has_nifti_ending(const std::string& path);
+bool has_gzipped_nifti_ending(const std::string& path);  // .nii.gz
 
 // Spacing, direction and origin (LPS, as io::Geometry) of a voxel -> RAS affine [3][4];
 // false for a degenerate (zero-length) axis, leaving the outputs unspecified.

@@ -19,7 +19,8 @@ constexpr std::size_t kWindow = 32768;  // deflate's largest match distance (RFC
 
 struct DeflatedChunk {
   std::vector<std::uint8_t> bytes;
-  uLong crc = 0;
+  uLong crc = 0;             // of the chunk's input
+  std::size_t input_size = 0;
 };
 
 // Raw deflate (no zlib or gzip wrapper) of [begin, end) of `data`, primed with the 32 KiB
@@ -60,6 +61,7 @@ DeflatedChunk deflate_chunk(const std::uint8_t* data, std::size_t begin, std::si
   }
   chunk.bytes.resize(written);
   chunk.crc = crc32(crc32(0L, Z_NULL, 0), data + begin, static_cast<uInt>(size));
+  chunk.input_size = size;
   return chunk;
 }
 
@@ -94,11 +96,9 @@ std::vector<std::uint8_t> gzip_in_parallel(const std::uint8_t* data, std::size_t
   const std::uint8_t extra_flags = level == 9 ? 2 : (level == 1 ? 4 : 0);
   out.insert(out.end(), {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, extra_flags, 3});
   uLong crc = crc32(0L, Z_NULL, 0);
-  for (std::size_t i = 0; i < chunks; ++i) {
-    out.insert(out.end(), deflated[i].bytes.begin(), deflated[i].bytes.end());
-    const std::size_t begin = i * chunk_bytes;
-    const std::size_t length = std::min(size, begin + chunk_bytes) - begin;
-    crc = crc32_combine(crc, deflated[i].crc, static_cast<z_off_t>(length));
+  for (const DeflatedChunk& chunk : deflated) {
+    out.insert(out.end(), chunk.bytes.begin(), chunk.bytes.end());
+    crc = crc32_combine(crc, chunk.crc, static_cast<z_off_t>(chunk.input_size));
   }
   put_le32(out, static_cast<std::uint32_t>(crc));
   put_le32(out, static_cast<std::uint32_t>(size & 0xffffffffu));  // ISIZE: the size modulo 2^32
